@@ -68,7 +68,7 @@ const variables = {
   DATA_DIR: ['db', z.string().trim().min(1).default('./data')],
   SMTP_HOST: ['smtp', z.string().trim().min(1).default('::')],
   SMTP_PORT: ['smtp', port('SMTP').default(2525)],
-  SMTPS_PORT: ['smtp', optionalString.pipe(port('SMTPS').optional())],
+  SMTPS_PORT: ['smtp', port('SMTPS').optional()],
   SMTP_NAME: ['smtp', optionalString],
   TLS_CERT: ['smtp', optionalString],
   TLS_KEY: ['smtp', optionalString],

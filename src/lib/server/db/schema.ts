@@ -180,3 +180,53 @@ export const alerts = pgTable('alerts', {
   firstAt: tstz('first_at').notNull(),
   lastAt: tstz('last_at').notNull(),
 });
+
+/** Web sessions. The cookie holds a random token; only its SHA-256 is stored. */
+export const sessions = pgTable(
+  'sessions',
+  {
+    idHash: text('id_hash').primaryKey(),
+    userId: integer('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    createdAt: tstz('created_at').notNull(),
+    expiresAt: tstz('expires_at').notNull(),
+    ip: text('ip').notNull().default(''),
+    userAgent: text('user_agent').notNull().default(''),
+  },
+  (t) => [index('sessions_user_idx').on(t.userId), index('sessions_expires_idx').on(t.expiresAt)],
+);
+
+/** One row per device that asked to be notified of held mail. */
+export const pushSubscriptions = pgTable(
+  'push_subscriptions',
+  {
+    id: serial('id').primaryKey(),
+    userId: integer('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    endpoint: text('endpoint').notNull().unique(),
+    p256dh: text('p256dh').notNull(),
+    auth: text('auth').notNull(),
+    label: text('label').notNull().default(''),
+    createdAt: tstz('created_at').notNull().defaultNow(),
+    lastSuccessAt: tstz('last_success_at'),
+    failures: integer('failures').notNull().default(0),
+  },
+  (t) => [index('push_subscriptions_user_idx').on(t.userId)],
+);
+
+/** Capability tokens already spent (push actions are single use); kept until they expire. */
+export const spentTokens = pgTable('spent_tokens', {
+  tokenId: text('token_id').primaryKey(),
+  expiresAt: tstz('expires_at').notNull(),
+});
+
+/** AUTH_MODE=upstream: the mailer's provider credentials, AES-256-GCM encrypted, while needed. */
+export const upstreamCredentials = pgTable('upstream_credentials', {
+  userId: integer('user_id')
+    .primaryKey()
+    .references(() => users.id, { onDelete: 'cascade' }),
+  sealed: bytea('sealed').notNull(),
+  updatedAt: tstz('updated_at').notNull(),
+});

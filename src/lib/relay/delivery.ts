@@ -1,0 +1,97 @@
+import type { Readable } from 'node:stream';
+import nodemailer from 'nodemailer';
+import type { Transporter } from 'nodemailer';
+import { classify, replyText, type UpstreamError, type Verdict } from './classify.js';
+import type { Claim, RecipientOutcome } from './state.js';
+import { upstreamOptions, type UpstreamTimeouts } from './upstream.js';
+
+/**
+ * Sends one claimed mail to the upstream: the stored raw bytes, unchanged, with the stored
+ * envelope (so Bcc recipients stay invisible and intact). Every recipient gets its own outcome.
+ */
+export interface Delivery {
+  /** `alerts` collects conditions the administrator must see (our credentials refused, TLS broken). */
+  send(claim: Claim, content: Readable): Promise<{ outcomes: RecipientOutcome[]; alerts: Array<{ kind: string; message: string }> }>;
+  close(): Promise<void>;
+  readonly kind: 'smtp' | 'outbox';
+}
+
+interface SentInfo {
+  accepted?: Array<string | { address: string }>;
+  rejected?: Array<string | { address: string }>;
+  rejectedErrors?: UpstreamError[] & Array<{ recipient?: string }>;
+  response?: string;
+}
+
+export class SmtpDelivery implements Delivery {
+  readonly kind = 'smtp';
+  readonly #transport: Transporter;
+
+  constructor(url: URL, opts: { timeouts?: UpstreamTimeouts; maxConnections?: number; heloName?: string } = {}) {
+    this.#transport = nodemailer.createTransport({
+      pool: true,
+      maxConnections: opts.maxConnections ?? 5,
+      maxMessages: 100,
+      ...upstreamOptions(url, opts.timeouts, opts.heloName),
+    } as never);
+  }
+
+  async send(claim: Claim, content: Readable) {
+    const to = claim.recipients.map((r) => r.address);
+    const alerts: Array<{ kind: string; message: string }> = [];
+    const outcome = (seq: number, verdict: Verdict): RecipientOutcome => {
+      if (verdict.action === 'defer' && verdict.alert) alerts.push({ kind: verdict.alert, message: verdict.reply });
+      return { seq, result: verdict.action === 'fail' ? 'failed' : 'deferred', reply: verdict.reply };
+    };
+    try {
+      const info = (await this.#transport.sendMail({
+        envelope: { from: claim.mailFrom, to },
+        raw: content,
+        disableFileAccess: true,
+        disableUrlAccess: true,
+      } as never)) as SentInfo;
+      const reply = replyText({ response: info.response });
+      const errors = info.rejectedErrors ?? [];
+      const rejected = new Map<string, UpstreamError>();
+      for (const e of errors) if (e.recipient) rejected.set(e.recipient.toLowerCase(), e);
+      const outcomes = claim.recipients.map((r) => {
+        const err = rejected.get(r.address.toLowerCase());
+        return err ? outcome(r.seq, classify(err)) : { seq: r.seq, result: 'sent' as const, reply };
+      });
+      return { outcomes, alerts };
+    } catch (e) {
+      const err = e as UpstreamError & { rejectedErrors?: Array<UpstreamError & { recipient?: string }> };
+      if (err.code === 'EENVELOPE' && err.rejectedErrors?.length) {
+        // Every recipient was refused at RCPT TO, each with its own reply.
+        const outcomes: RecipientOutcome[] = [];
+        for (const r of claim.recipients) {
+          const own = err.rejectedErrors.find((x) => x.recipient?.toLowerCase() === r.address.toLowerCase());
+          outcomes.push(outcome(r.seq, classify(own ?? err)));
+        }
+        return { outcomes, alerts };
+      }
+      // The whole attempt failed: connection, TLS, AUTH, MAIL FROM or DATA.
+      const verdict = classify(err);
+      return { outcomes: claim.recipients.map((r) => outcome(r.seq, verdict)), alerts };
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#transport.close();
+  }
+}
+
+/**
+ * No UPSTREAM_URL: mail "goes out" into the built-in outbox, where the administrator can read it.
+ * The outbox entry itself is written by the worker in the transaction that marks the mail sent.
+ */
+export class OutboxDelivery implements Delivery {
+  readonly kind = 'outbox';
+
+  async send(claim: Claim, content: Readable) {
+    content.destroy();
+    return { outcomes: claim.recipients.map((r) => ({ seq: r.seq, result: 'sent' as const, reply: '250 stored in the built-in outbox' })), alerts: [] };
+  }
+
+  async close(): Promise<void> {}
+}

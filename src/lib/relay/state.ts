@@ -1,0 +1,443 @@
+import { and, asc, eq, inArray, lt, lte, sql, type SQL } from 'drizzle-orm';
+import type { Logger } from 'pino';
+import type { Db, DbOrTx } from '../server/db/client.js';
+import { contentChunks, mailRecipients, mails, type MailState, type MailSummary } from '../server/db/schema.js';
+import type { Clock } from './clock.js';
+import type { EventBus, MailEvent } from './events.js';
+import { nextAttemptAt } from './retry.js';
+
+/**
+ * The only place that changes a mail's state. Every transition is a compare-and-set in SQL (the
+ * UPDATE names the state it expects), so two processes, or a person and the worker, can race on
+ * one mail and exactly one of them wins. Events are emitted after the transaction commits, and
+ * every transition writes one log line with a stable verb and the mail id.
+ *
+ *   held ──► discarded                     (Discard)
+ *   held ──► queued                        (Send now)
+ *   held | queued | deferred ──► sending   (claimed by a worker when due)
+ *   sending ──► sent | deferred | failed   (by the worker that holds the lease and fence)
+ *   sending ──► deferred                   (lease expired or given back at shutdown)
+ *
+ * `queued` is a mail that goes without (more) hold: excluded at intake, released by hand, or an
+ * error mail that mailhold wrote itself.
+ */
+
+export const WAITING: MailState[] = ['held', 'queued', 'deferred'];
+export const FINAL: MailState[] = ['discarded', 'sent', 'failed'];
+
+/** Whose mail an action may touch. */
+export type Scope = { kind: 'all' } | { kind: 'user'; userId: number } | { kind: 'ip'; ip: string };
+
+/** Who acted, for the history ("discarded from the notification by ..."). */
+export interface Actor {
+  by: 'page' | 'push' | 'admin' | 'cli' | 'api';
+  userId?: number | null;
+  ip?: string | null;
+}
+
+export type ActionResult =
+  | { outcome: 'done'; id: string; state: MailState }
+  | { outcome: 'too_late'; id: string; state: MailState; at: number | null }
+  | { outcome: 'not_found'; id: string };
+
+export interface NewMail {
+  id: string;
+  kind: 'mail' | 'notice';
+  ownerId: number | null;
+  authUser: string | null;
+  clientIp: string;
+  helo: string;
+  mailFrom: string;
+  recipients: string[];
+  smtpUtf8: boolean;
+  body8bit: boolean;
+  size: number;
+  contentId: string;
+  headers: Buffer;
+  subject: string;
+  summary: MailSummary;
+  bounceAllowed: boolean;
+  receivedAt: number;
+  holdSeconds: number;
+  excludedBy: 'sender' | 'recipient' | 'source_ip' | null;
+  noticeFor?: string | null;
+}
+
+export interface Claim {
+  id: string;
+  kind: 'mail' | 'notice';
+  fence: number;
+  mailFrom: string;
+  contentId: string | null;
+  ownerId: number | null;
+  clientIp: string;
+  subject: string;
+  bounceAllowed: boolean;
+  body8bit: boolean;
+  smtpUtf8: boolean;
+  size: number;
+  headers: Buffer;
+  receivedAt: Date;
+  attempts: number;
+  firstAttemptAt: Date;
+  recipients: Array<{ seq: number; address: string }>;
+}
+
+export interface RecipientOutcome {
+  seq: number;
+  result: 'sent' | 'failed' | 'deferred';
+  reply: string;
+}
+
+export interface FinishExtras {
+  /** Delivered into the built-in outbox: the content moves there instead of being deleted. */
+  keepContent?: boolean;
+  /** More work in the same transaction (the outbox entry). */
+  beforeCommit?: (tx: DbOrTx) => Promise<void>;
+  /** Writes the error mail for recipients that failed in this attempt, in the same transaction. */
+  notice?: (tx: DbOrTx, failed: Array<{ address: string; reply: string }>) => Promise<NewMail | null>;
+}
+
+export class LeaseLostError extends Error {
+  constructor(id: string) {
+    super(`lost the lease on mail ${id}; another worker has it now`);
+  }
+}
+
+export interface StateDeps {
+  db: Db;
+  clock: Clock;
+  bus: EventBus;
+  log: Logger;
+  retryWindowSeconds: number;
+}
+
+export class MailStates {
+  readonly #d: StateDeps;
+
+  constructor(deps: StateDeps) {
+    this.#d = deps;
+  }
+
+  #now(): Date {
+    return new Date(this.#d.clock.now());
+  }
+
+  #emit(events: MailEvent[]): void {
+    for (const e of events) {
+      const { type, id, state, ...rest } = e;
+      const verb = type.replace(/^Mail/, '').toLowerCase();
+      const fields: Record<string, unknown> = { mail: id, state };
+      if ('reason' in rest) fields.reason = rest.reason;
+      if ('by' in rest) fields.by = rest.by;
+      if ('reply' in rest) fields.reply = rest.reply;
+      if ('dueAt' in rest) fields.due = new Date(rest.dueAt).toISOString();
+      this.#d.log.info(fields, verb);
+      this.#d.bus.emit(e);
+    }
+  }
+
+  /** Inserts a new mail (its content is already stored or written by `beforeCommit`). */
+  async accept(mail: NewMail, beforeCommit?: (tx: DbOrTx) => Promise<void>): Promise<{ id: string; state: MailState; dueAt: number }> {
+    const event = await this.#d.db.transaction(async (tx) => {
+      if (beforeCommit) await beforeCommit(tx);
+      return insertMail(tx, mail);
+    });
+    this.#emit([event]);
+    return { id: mail.id, state: event.state, dueAt: 'dueAt' in event ? event.dueAt : mail.receivedAt };
+  }
+
+  async discard(id: string, scope: Scope, actor: Actor): Promise<ActionResult> {
+    const now = this.#now();
+    const result = await this.#d.db.transaction(async (tx) => {
+      const [held] = await tx
+        .select({ contentId: mails.contentId })
+        .from(mails)
+        .where(and(eq(mails.id, id), eq(mails.state, 'held'), scopeWhere(scope)))
+        .for('update');
+      if (!held) return null;
+      const [row] = await tx
+        .update(mails)
+        .set({ state: 'discarded', finishedAt: now, contentId: null, actionBy: actor.by, actionUserId: actor.userId ?? null, actionIp: actor.ip ?? null })
+        .where(and(eq(mails.id, id), eq(mails.state, 'held')))
+        .returning({ ownerId: mails.ownerId, clientIp: mails.clientIp });
+      if (!row) return null;
+      if (held.contentId) await tx.delete(contentChunks).where(eq(contentChunks.contentId, held.contentId));
+      return row;
+    });
+    if (!result) return this.#whyNot(id, scope);
+    this.#emit([{ type: 'MailDiscarded', id, ownerId: result.ownerId, clientIp: result.clientIp, state: 'discarded', at: now.getTime(), by: actor.by }]);
+    return { outcome: 'done', id, state: 'discarded' };
+  }
+
+  /** Send now: the hold ends at once; the worker takes it from the queue. */
+  async release(id: string, scope: Scope, actor: Actor): Promise<ActionResult> {
+    const now = this.#now();
+    const rows = await this.#d.db
+      .update(mails)
+      .set({ state: 'queued', dueAt: now, actionBy: actor.by, actionUserId: actor.userId ?? null, actionIp: actor.ip ?? null })
+      .where(and(eq(mails.id, id), eq(mails.state, 'held'), scopeWhere(scope)))
+      .returning({ ownerId: mails.ownerId, clientIp: mails.clientIp });
+    const row = rows[0];
+    if (!row) return this.#whyNot(id, scope);
+    this.#emit([{ type: 'MailQueued', id, ownerId: row.ownerId, clientIp: row.clientIp, state: 'queued', at: now.getTime(), reason: 'released', by: actor.by }]);
+    return { outcome: 'done', id, state: 'queued' };
+  }
+
+  async discardAll(scope: Scope, actor: Actor, ids?: string[]): Promise<string[]> {
+    const now = this.#now();
+    const rows = await this.#d.db.transaction(async (tx) => {
+      const held = await tx
+        .select({ id: mails.id, contentId: mails.contentId })
+        .from(mails)
+        .where(and(eq(mails.state, 'held'), scopeWhere(scope), ids ? inArray(mails.id, ids) : undefined))
+        .for('update', { skipLocked: true });
+      if (held.length === 0) return [];
+      const done = await tx
+        .update(mails)
+        .set({ state: 'discarded', finishedAt: now, contentId: null, actionBy: actor.by, actionUserId: actor.userId ?? null, actionIp: actor.ip ?? null })
+        .where(and(inArray(mails.id, held.map((h) => h.id)), eq(mails.state, 'held')))
+        .returning({ id: mails.id, ownerId: mails.ownerId, clientIp: mails.clientIp });
+      const contentIds = held.filter((h) => h.contentId && done.some((d) => d.id === h.id)).map((h) => h.contentId!);
+      if (contentIds.length) await tx.delete(contentChunks).where(inArray(contentChunks.contentId, contentIds));
+      return done;
+    });
+    this.#emit(rows.map((r) => ({ type: 'MailDiscarded' as const, id: r.id, ownerId: r.ownerId, clientIp: r.clientIp, state: 'discarded' as const, at: now.getTime(), by: actor.by })));
+    return rows.map((r) => r.id);
+  }
+
+  async releaseAll(scope: Scope, actor: Actor, ids?: string[]): Promise<string[]> {
+    const now = this.#now();
+    const rows = await this.#d.db
+      .update(mails)
+      .set({ state: 'queued', dueAt: now, actionBy: actor.by, actionUserId: actor.userId ?? null, actionIp: actor.ip ?? null })
+      .where(and(eq(mails.state, 'held'), scopeWhere(scope), ids ? inArray(mails.id, ids) : undefined))
+      .returning({ id: mails.id, ownerId: mails.ownerId, clientIp: mails.clientIp });
+    this.#emit(rows.map((r) => ({ type: 'MailQueued' as const, id: r.id, ownerId: r.ownerId, clientIp: r.clientIp, state: 'queued' as const, at: now.getTime(), reason: 'released' as const, by: actor.by })));
+    return rows.map((r) => r.id);
+  }
+
+  async #whyNot(id: string, scope: Scope): Promise<ActionResult> {
+    const [row] = await this.#d.db
+      .select({ state: mails.state, finishedAt: mails.finishedAt, dueAt: mails.dueAt })
+      .from(mails)
+      .where(and(eq(mails.id, id), scopeWhere(scope)));
+    if (!row) return { outcome: 'not_found', id };
+    const at = row.finishedAt ?? (row.state === 'held' ? null : row.dueAt);
+    return { outcome: 'too_late', id, state: row.state, at: at ? at.getTime() : null };
+  }
+
+  /**
+   * Takes up to `limit` due mails for delivery. SKIP LOCKED lets several workers (in one process
+   * or in several on one PostgreSQL) claim side by side without ever taking the same mail; the
+   * fence, bumped on every claim, makes a worker whose lease expired unable to finish.
+   */
+  async claim(owner: string, leaseMs: number, limit: number): Promise<Claim[]> {
+    const now = this.#now();
+    const claimed = await this.#d.db.transaction(async (tx) => {
+      const due = tx
+        .select({ id: mails.id })
+        .from(mails)
+        .where(and(inArray(mails.state, WAITING), lte(mails.dueAt, now)))
+        .orderBy(asc(mails.dueAt))
+        .limit(limit)
+        .for('update', { skipLocked: true });
+      const rows = await tx
+        .update(mails)
+        .set({
+          state: 'sending',
+          leaseOwner: owner,
+          leaseUntil: new Date(now.getTime() + leaseMs),
+          fence: sql`${mails.fence} + 1`,
+          attempts: sql`${mails.attempts} + 1`,
+          firstAttemptAt: sql`coalesce(${mails.firstAttemptAt}, ${now.toISOString()}::timestamptz)`,
+        })
+        .where(and(inArray(mails.id, due), inArray(mails.state, WAITING)))
+        .returning();
+      if (rows.length === 0) return [];
+      const recipients = await tx
+        .select({ mailId: mailRecipients.mailId, seq: mailRecipients.seq, address: mailRecipients.address })
+        .from(mailRecipients)
+        .where(and(inArray(mailRecipients.mailId, rows.map((r) => r.id)), eq(mailRecipients.state, 'pending')))
+        .orderBy(asc(mailRecipients.seq));
+      return rows.map(
+        (r): Claim => ({
+          id: r.id,
+          kind: r.kind,
+          fence: r.fence,
+          mailFrom: r.mailFrom,
+          contentId: r.contentId,
+          ownerId: r.ownerId,
+          clientIp: r.clientIp,
+          subject: r.subject,
+          bounceAllowed: r.bounceAllowed,
+          body8bit: r.body8bit,
+          smtpUtf8: r.smtpUtf8,
+          size: r.size,
+          headers: r.headers,
+          receivedAt: r.receivedAt,
+          attempts: r.attempts,
+          firstAttemptAt: r.firstAttemptAt ?? now,
+          recipients: recipients.filter((x) => x.mailId === r.id).map(({ seq, address }) => ({ seq, address })),
+        }),
+      );
+    });
+    this.#emit(claimed.map((c) => ({ type: 'MailSending' as const, id: c.id, ownerId: c.ownerId, clientIp: c.clientIp, state: 'sending' as const, at: now.getTime() })));
+    return claimed;
+  }
+
+  /** Extends a lease during a long delivery; false when the lease is no longer ours. */
+  async renew(claim: Claim, owner: string, leaseMs: number): Promise<boolean> {
+    const rows = await this.#d.db
+      .update(mails)
+      .set({ leaseUntil: new Date(this.#d.clock.now() + leaseMs) })
+      .where(and(eq(mails.id, claim.id), eq(mails.state, 'sending'), eq(mails.fence, claim.fence), eq(mails.leaseOwner, owner)))
+      .returning({ id: mails.id });
+    return rows.length > 0;
+  }
+
+  /**
+   * Records the outcome of one delivery attempt. Recipients still deferred when the retry window
+   * is over fail. The mail ends `sent` when nothing is pending and at least one recipient got it,
+   * `failed` when none did, `deferred` while some recipient waits for a retry.
+   */
+  async finish(claim: Claim, outcomes: RecipientOutcome[], extras: FinishExtras = {}): Promise<MailState> {
+    const now = this.#now();
+    const events: MailEvent[] = [];
+    const state = await this.#d.db.transaction(async (tx) => {
+      const [current] = await tx
+        .select({ id: mails.id })
+        .from(mails)
+        .where(and(eq(mails.id, claim.id), eq(mails.state, 'sending'), eq(mails.fence, claim.fence)))
+        .for('update');
+      if (!current) throw new LeaseLostError(claim.id);
+
+      const deferred = outcomes.filter((o) => o.result === 'deferred');
+      const next = deferred.length ? nextAttemptAt(claim.attempts, claim.firstAttemptAt.getTime(), now.getTime(), this.#d.retryWindowSeconds) : undefined;
+      const finalOutcomes = outcomes.map((o) =>
+        o.result === 'deferred' && next === undefined ? { ...o, result: 'failed' as const, reply: `retry window over, last reply: ${o.reply}` } : o,
+      );
+      for (const o of finalOutcomes) {
+        if (o.result === 'deferred') {
+          await tx.update(mailRecipients).set({ reply: o.reply, updatedAt: now }).where(and(eq(mailRecipients.mailId, claim.id), eq(mailRecipients.seq, o.seq)));
+        } else {
+          await tx.update(mailRecipients).set({ state: o.result, reply: o.reply, updatedAt: now }).where(and(eq(mailRecipients.mailId, claim.id), eq(mailRecipients.seq, o.seq)));
+        }
+      }
+      const counts = await tx
+        .select({ state: mailRecipients.state, n: sql<number>`count(*)::int` })
+        .from(mailRecipients)
+        .where(eq(mailRecipients.mailId, claim.id))
+        .groupBy(mailRecipients.state);
+      const count = (s: string) => counts.find((c) => c.state === s)?.n ?? 0;
+      const lastReply = (finalOutcomes.find((o) => o.result !== 'sent') ?? finalOutcomes[0])?.reply ?? null;
+
+      const failedNow = finalOutcomes.filter((o) => o.result === 'failed');
+      if (failedNow.length && extras.notice) {
+        const notice = await extras.notice(
+          tx,
+          failedNow.map((o) => ({ address: claim.recipients.find((r) => r.seq === o.seq)?.address ?? '', reply: o.reply })),
+        );
+        if (notice) events.push(await insertMail(tx, notice));
+      }
+
+      const base = { id: claim.id, ownerId: claim.ownerId, clientIp: claim.clientIp, at: now.getTime() };
+      if (count('pending') > 0 && next !== undefined) {
+        await tx
+          .update(mails)
+          .set({ state: 'deferred', dueAt: new Date(next), lastReply, leaseOwner: null, leaseUntil: null })
+          .where(eq(mails.id, claim.id));
+        events.unshift({ ...base, type: 'MailDeferred', state: 'deferred', dueAt: next, reply: lastReply ?? '' });
+        return 'deferred' as const;
+      }
+      const final: MailState = count('sent') > 0 ? 'sent' : 'failed';
+      const [row] = await tx
+        .update(mails)
+        .set({ state: final, finishedAt: now, lastReply, leaseOwner: null, leaseUntil: null, contentId: null })
+        .where(eq(mails.id, claim.id))
+        .returning({ id: mails.id });
+      if (final === 'sent' && extras.beforeCommit) await extras.beforeCommit(tx);
+      if (row && claim.contentId && !extras.keepContent) await tx.delete(contentChunks).where(eq(contentChunks.contentId, claim.contentId));
+      if (final === 'sent') events.unshift({ ...base, type: 'MailSent', state: 'sent' });
+      else events.unshift({ ...base, type: 'MailFailed', state: 'failed', reply: lastReply ?? '' });
+      return final;
+    });
+    this.#emit(events);
+    return state;
+  }
+
+  /** Mails whose worker died (its lease ran out) go back to the queue, due now. */
+  async expireLeases(): Promise<number> {
+    const now = this.#now();
+    const rows = await this.#d.db
+      .update(mails)
+      .set({ state: 'deferred', dueAt: now, leaseOwner: null, leaseUntil: null, lastReply: 'delivery interrupted; will retry' })
+      .where(and(eq(mails.state, 'sending'), lt(mails.leaseUntil, now)))
+      .returning({ id: mails.id, ownerId: mails.ownerId, clientIp: mails.clientIp });
+    this.#emit(rows.map((r) => ({ type: 'MailDeferred' as const, id: r.id, ownerId: r.ownerId, clientIp: r.clientIp, state: 'deferred' as const, at: now.getTime(), dueAt: now.getTime(), reply: 'delivery interrupted' })));
+    return rows.length;
+  }
+
+  /** At shutdown: what this worker still holds goes back to the queue for the next start. */
+  async releaseLeases(owner: string): Promise<number> {
+    const now = this.#now();
+    const rows = await this.#d.db
+      .update(mails)
+      .set({ state: 'deferred', dueAt: now, leaseOwner: null, leaseUntil: null })
+      .where(and(eq(mails.state, 'sending'), eq(mails.leaseOwner, owner)))
+      .returning({ id: mails.id });
+    return rows.length;
+  }
+
+  /** The earliest due time of any waiting mail, for the worker's timer. */
+  async nextDue(): Promise<number | undefined> {
+    const [row] = await this.#d.db
+      .select({ dueAt: sql<string | Date | null>`min(${mails.dueAt})` })
+      .from(mails)
+      .where(inArray(mails.state, WAITING));
+    return row?.dueAt ? new Date(row.dueAt).getTime() : undefined;
+  }
+}
+
+export function scopeWhere(scope: Scope): SQL | undefined {
+  if (scope.kind === 'user') return eq(mails.ownerId, scope.userId);
+  if (scope.kind === 'ip') return eq(mails.clientIp, scope.ip);
+  return undefined;
+}
+
+/** The first state of a new mail, with its recipients, in the caller's transaction. */
+export async function insertMail(tx: DbOrTx, m: NewMail): Promise<MailEvent> {
+  const queued = m.kind === 'notice' || m.excludedBy !== null || m.holdSeconds === 0;
+  const dueAt = m.receivedAt + (queued ? 0 : m.holdSeconds * 1000);
+  const state: MailState = queued ? 'queued' : 'held';
+  await tx.insert(mails).values({
+    id: m.id,
+    kind: m.kind,
+    state,
+    ownerId: m.ownerId,
+    authUser: m.authUser,
+    clientIp: m.clientIp,
+    helo: m.helo,
+    mailFrom: m.mailFrom,
+    smtpUtf8: m.smtpUtf8,
+    body8bit: m.body8bit,
+    size: m.size,
+    contentId: m.contentId,
+    headers: m.headers,
+    subject: m.subject,
+    summary: m.summary,
+    bounceAllowed: m.bounceAllowed,
+    receivedAt: new Date(m.receivedAt),
+    dueAt: new Date(dueAt),
+    holdSeconds: queued ? 0 : m.holdSeconds,
+    excludedBy: m.excludedBy,
+    noticeFor: m.noticeFor ?? null,
+  });
+  await tx.insert(mailRecipients).values(m.recipients.map((address, seq) => ({ mailId: m.id, seq, address })));
+  const base = { id: m.id, ownerId: m.ownerId, clientIp: m.clientIp, at: m.receivedAt };
+  if (state === 'held') {
+    return { ...base, type: 'MailHeld', state, dueAt, subject: m.subject, recipients: m.recipients };
+  }
+  return { ...base, type: 'MailQueued', state, reason: m.kind === 'notice' ? 'notice' : 'excluded' };
+}
+

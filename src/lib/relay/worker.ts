@@ -1,0 +1,208 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Db, DbOrTx } from '../server/db/client.js';
+import { outbox } from '../server/db/schema.js';
+import { clearAlert, raiseAlert } from './alerts.js';
+import type { Clock, Timer } from './clock.js';
+import type { Delivery } from './delivery.js';
+import { buildReport, noticeMail } from './dsn.js';
+import { LeaseLostError, type Claim, type MailStates, type NewMail } from './state.js';
+import { purgeHistory, readContent, storeContent, sweepOrphanContent } from './store.js';
+
+/**
+ * The delivery worker. A timer is armed for the nearest due time (from the database, so a
+ * restart resumes every hold and retry where it was), and a periodic sweep catches what other
+ * processes queued and leases whose worker died. Due mail is claimed in batches with
+ * FOR UPDATE SKIP LOCKED and delivered with bounded concurrency.
+ */
+export interface WorkerOptions {
+  db: Db;
+  states: MailStates;
+  delivery: Delivery;
+  clock: Clock;
+  log: Logger;
+  /** The name in error mails (Reporting-MTA). */
+  reportingMta: string;
+  concurrency?: number;
+  leaseMs?: number;
+  sweepMs?: number;
+  historyDays: number;
+}
+
+const HOUR = 3600_000;
+
+export class Worker {
+  readonly id = `worker-${randomUUID()}`;
+  readonly #o: Required<WorkerOptions>;
+  #timer: Timer | undefined;
+  #timerAt = Number.POSITIVE_INFINITY;
+  #sweep: ReturnType<typeof setInterval> | undefined;
+  #inFlight = new Map<string, Promise<void>>();
+  #polling = false;
+  #again = false;
+  #stopped = true;
+  #lastHousekeeping = 0;
+
+  constructor(opts: WorkerOptions) {
+    this.#o = { concurrency: 16, leaseMs: 120_000, sweepMs: 5_000, ...opts };
+  }
+
+  start(): void {
+    this.#stopped = false;
+    this.#sweep = setInterval(() => void this.#housekeeping(), this.#o.sweepMs);
+    this.#sweep.unref();
+    void this.#housekeeping();
+  }
+
+  /** A mail was stored (or released) that is due at `dueAt`. */
+  notify(dueAt: number): void {
+    if (this.#stopped) return;
+    if (dueAt <= this.#o.clock.now()) return void this.poll();
+    this.#arm(dueAt);
+  }
+
+  #arm(at: number): void {
+    if (at >= this.#timerAt) return;
+    this.#timer?.cancel();
+    this.#timerAt = at;
+    this.#timer = this.#o.clock.at(at, () => {
+      this.#timerAt = Number.POSITIVE_INFINITY;
+      void this.poll();
+    });
+  }
+
+  /** Claims and starts delivering whatever is due, until nothing is or the worker is full. */
+  async poll(): Promise<void> {
+    if (this.#stopped) return;
+    if (this.#polling) {
+      this.#again = true;
+      return;
+    }
+    this.#polling = true;
+    try {
+      do {
+        this.#again = false;
+        const room = this.#o.concurrency - this.#inFlight.size;
+        if (room <= 0) {
+          this.#again = false;
+          break;
+        }
+        const claims = await this.#o.states.claim(this.id, this.#o.leaseMs, room);
+        for (const claim of claims) {
+          const run = this.#deliver(claim).finally(() => {
+            this.#inFlight.delete(claim.id);
+            void this.poll();
+          });
+          this.#inFlight.set(claim.id, run);
+        }
+        if (claims.length === room) this.#again = true;
+      } while (this.#again && !this.#stopped);
+      const next = await this.#o.states.nextDue();
+      if (next !== undefined && !this.#stopped) this.#arm(Math.max(next, this.#o.clock.now() + 1));
+    } catch (err) {
+      this.#o.log.error({ err }, 'worker poll failed');
+    } finally {
+      this.#polling = false;
+      if (this.#again && !this.#stopped) void this.poll();
+    }
+  }
+
+  async #deliver(claim: Claim): Promise<void> {
+    const { db, states, delivery, log, clock } = this.#o;
+    const renew = setInterval(() => {
+      void states.renew(claim, this.id, this.#o.leaseMs).catch(() => {});
+    }, Math.max(1000, this.#o.leaseMs / 3));
+    renew.unref();
+    try {
+      if (!claim.contentId) throw new Error('the content of this mail is gone');
+      const { outcomes, alerts } = await delivery.send(claim, readContent(db, claim.contentId));
+      const now = new Date(clock.now());
+      for (const a of alerts) await raiseAlert(db, a.kind, a.message, now).catch(() => {});
+      if (alerts.length === 0 && outcomes.some((o) => o.result === 'sent')) {
+        await clearAlert(db, 'upstream_auth').catch(() => {});
+        await clearAlert(db, 'upstream_tls').catch(() => {});
+      }
+      const toOutbox = delivery.kind === 'outbox';
+      const state = await states.finish(claim, outcomes, {
+        keepContent: toOutbox,
+        beforeCommit: toOutbox ? (tx) => this.#intoOutbox(tx, claim, now) : undefined,
+        notice: (tx, failed) => this.#notice(tx, claim, failed, now),
+      });
+      if (state === 'deferred' || state === 'sent' || state === 'failed') return;
+    } catch (err) {
+      if (err instanceof LeaseLostError) {
+        log.warn({ mail: claim.id }, err.message);
+        return;
+      }
+      log.error({ err, mail: claim.id }, 'delivery failed unexpectedly');
+      // Give it back: the lease expires and the sweep puts it in the queue again.
+    } finally {
+      clearInterval(renew);
+    }
+  }
+
+  async #intoOutbox(tx: DbOrTx, claim: Claim, now: Date): Promise<void> {
+    await tx.insert(outbox).values({
+      id: randomUUID(),
+      mailId: claim.id,
+      mailFrom: claim.mailFrom,
+      recipients: claim.recipients.map((r) => r.address),
+      subject: claim.subject,
+      size: claim.size,
+      contentId: claim.contentId!,
+      deliveredAt: now,
+    });
+  }
+
+  async #notice(tx: DbOrTx, claim: Claim, failed: Array<{ address: string; reply: string }>, now: Date): Promise<NewMail | null> {
+    if (claim.kind !== 'mail' || !claim.bounceAllowed || !claim.mailFrom) return null;
+    const input = {
+      reportingMta: this.#o.reportingMta,
+      to: claim.mailFrom,
+      originalId: claim.id,
+      originalSubject: claim.subject,
+      arrivalDate: claim.receivedAt,
+      failed,
+      originalHeaders: claim.headers,
+      reason: 'failed' as const,
+      now,
+    };
+    const raw = await buildReport(input);
+    const contentId = await storeContent(tx, raw);
+    return noticeMail(input, raw, contentId, claim.ownerId);
+  }
+
+  async #housekeeping(): Promise<void> {
+    if (this.#stopped) return;
+    const { states, db, log, clock } = this.#o;
+    try {
+      const expired = await states.expireLeases();
+      if (expired) log.warn({ count: expired }, 'leases expired; mails back in the queue');
+      await this.poll();
+      if (Date.now() - this.#lastHousekeeping > HOUR) {
+        this.#lastHousekeeping = Date.now();
+        const now = clock.now();
+        const orphans = await sweepOrphanContent(db, new Date(now - HOUR));
+        const purged = await purgeHistory(db, new Date(now - this.#o.historyDays * 24 * HOUR));
+        if (orphans || purged.mails || purged.outbox) log.info({ orphans, ...purged }, 'housekeeping');
+      }
+    } catch (err) {
+      log.error({ err }, 'housekeeping failed');
+    }
+  }
+
+  /** Stops claiming, lets deliveries in flight finish (up to `timeoutMs`), gives back the rest. */
+  async stop(timeoutMs = 15_000): Promise<void> {
+    this.#stopped = true;
+    this.#timer?.cancel();
+    if (this.#sweep) clearInterval(this.#sweep);
+    const deadline = new Promise((r) => setTimeout(r, timeoutMs).unref());
+    await Promise.race([Promise.allSettled([...this.#inFlight.values()]), deadline]);
+    const released = await this.#o.states.releaseLeases(this.id).catch(() => 0);
+    if (released) this.#o.log.info({ count: released }, 'gave back unfinished deliveries');
+  }
+
+  get inFlight(): number {
+    return this.#inFlight.size;
+  }
+}
