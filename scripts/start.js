@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const entry = path.join(root, 'build', 'index.js');
 
+/** @param {string} p @returns {number} */
 function newest(p) {
   if (!existsSync(p)) return 0;
   const s = statSync(p);
