@@ -129,6 +129,6 @@ export function noticeMail(input: ReportInput, raw: Buffer, contentId: string, o
     receivedAt: input.now.getTime(),
     holdSeconds: 0,
     excludedBy: null,
-    noticeFor: input.originalId,
+    noticeFor: /^[0-9a-f-]{36}$/i.test(input.originalId) ? input.originalId : null,
   };
 }

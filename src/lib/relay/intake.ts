@@ -183,8 +183,12 @@ export class Intake {
         else cb();
       },
       final(cb) {
-        summarizer.end();
-        sink.end(() => cb());
+        const summarized = new Promise<void>((resolve) => summarizer.end(() => resolve()));
+        const stored = new Promise<void>((resolve, reject) => {
+          sink.once('error', reject);
+          sink.end(() => resolve());
+        });
+        Promise.all([summarized, stored]).then(() => cb(), cb);
       },
     });
     try {

@@ -104,7 +104,7 @@ export class Relay {
     const input = {
       reportingMta: this.name,
       to,
-      originalId: 'refused',
+      originalId: '(refused at intake)',
       originalSubject: info.subject,
       arrivalDate: now,
       failed: info.recipients.map((address) => ({

@@ -57,7 +57,14 @@ export class MailSummarizer extends Writable {
 
   override _final(cb: (err?: Error | null) => void): void {
     if (this.#broken) return cb();
-    this.#splitter.end(() => cb());
+    // Done when the splitter has handed out its last chunk, not merely taken its last input.
+    let called = false;
+    const done = () => {
+      if (!called) (called = true), cb();
+    };
+    this.#splitter.once('end', done);
+    this.#splitter.once('error', done);
+    this.#splitter.end();
   }
 
   #onChunk(chunk: SplitterChunk): void {
