@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
 import { SMTPServer } from 'smtp-server';
 
@@ -9,6 +10,9 @@ export interface Received {
   mailFrom: string;
   recipients: string[];
   raw: Buffer;
+  /** SHA-256 (hex) and size of the message as received. */
+  sha256: string;
+  size: number;
   at: number;
 }
 
@@ -20,6 +24,8 @@ export class Sink {
   /** What happens at the end of DATA. */
   data: 'accept' | 'stall' | 'drop' | { code: number; message: string } = 'accept';
   connections = 0;
+  /** `hash` keeps only the digest and size of each message (for very big mail). */
+  keep: 'raw' | 'hash' = 'raw';
   #server: SMTPServer;
   #waiters: Array<() => void> = [];
   #sockets = new Set<Socket>();
@@ -49,7 +55,13 @@ export class Sink {
       },
       onData: (stream, session, cb) => {
         const parts: Buffer[] = [];
-        stream.on('data', (c: Buffer) => parts.push(c));
+        const hash = createHash('sha256');
+        let size = 0;
+        stream.on('data', (c: Buffer) => {
+          hash.update(c);
+          size += c.length;
+          if (this.keep === 'raw') parts.push(c);
+        });
         stream.on('end', () => {
           const mode = this.data;
           if (mode === 'stall') return;
@@ -62,6 +74,8 @@ export class Sink {
             mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
             recipients: session.envelope.rcptTo.map((r) => r.address),
             raw: Buffer.concat(parts),
+            sha256: hash.digest('hex'),
+            size,
             at: Date.now(),
           });
           cb(null, 'OK sink');
