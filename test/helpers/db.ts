@@ -21,9 +21,9 @@ export interface TestDatabase extends Database {
   drop(): Promise<void>;
 }
 
-export async function createTestDatabase(): Promise<TestDatabase> {
+export async function createTestDatabase(kind: 'pglite' | 'postgres' = dbKind): Promise<TestDatabase> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'mailhold-test-'));
-  if (dbKind === 'pglite') {
+  if (kind === 'pglite') {
     const database = await openDatabase({ dataDir });
     return {
       ...database,

@@ -178,9 +178,12 @@ export class Intake {
     const tee = new Writable({
       highWaterMark: 512 * 1024,
       write(chunk: Buffer, _enc, cb) {
-        summarizer.write(chunk);
-        if (!sink.write(chunk)) sink.once('drain', () => cb());
-        else cb();
+        // Both consumers pace the sender: a slow one must not let the other's input pile up.
+        let waiting = 1;
+        const done = () => --waiting === 0 && cb();
+        if (!summarizer.write(chunk)) waiting++, summarizer.once('drain', done);
+        if (!sink.write(chunk)) waiting++, sink.once('drain', done);
+        done();
       },
       final(cb) {
         const summarized = new Promise<void>((resolve) => summarizer.end(() => resolve()));
