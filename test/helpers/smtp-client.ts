@@ -18,9 +18,8 @@ export class RawSmtp {
 
   static async connect(o: { port: number; host?: string; localAddress?: string; tls?: tls.ConnectionOptions }): Promise<RawSmtp> {
     const host = o.host ?? '127.0.0.1';
-    const socket = o.tls
-      ? tls.connect({ port: o.port, host, localAddress: o.localAddress, ...o.tls })
-      : net.connect({ port: o.port, host, localAddress: o.localAddress });
+    const plain = net.connect({ port: o.port, host, localAddress: o.localAddress });
+    const socket = o.tls ? tls.connect({ socket: plain, ...o.tls }) : plain;
     await new Promise<void>((resolve, reject) => {
       socket.once(o.tls ? 'secureConnect' : 'connect', () => resolve());
       socket.once('error', reject);
