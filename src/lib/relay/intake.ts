@@ -88,7 +88,12 @@ export class Intake {
   async start(): Promise<AddressInfo> {
     const tls = this.#opts.tls;
     this.#server = await this.#listen(this.#options(false), this.#opts.port);
-    if (tls && this.#opts.smtpsPort !== undefined) this.#smtps = await this.#listen(this.#options(true), this.#opts.smtpsPort);
+    if (tls && this.#opts.smtpsPort !== undefined) {
+      this.#smtps = await this.#listen(this.#options(true), this.#opts.smtpsPort).catch(async (err: unknown) => {
+        await this.#closeServer(this.#server!);
+        throw err;
+      });
+    }
     // A renewed certificate is used for every handshake from now on; sessions keep theirs.
     this.#unwatchTls = tls?.onChange((pair) => {
       for (const s of [this.#server, this.#smtps]) s?.updateSecureContext({ key: pair.key, cert: pair.cert });
