@@ -11,19 +11,22 @@ export const log = process.env.TEST_LOG ? createLogger('debug') : silentLogger;
 export function testConfig(env: Record<string, string> = {}, upstream?: URL): Config {
   const config = parseConfig({ SMTP_HOST: '127.0.0.1', DATA_DIR: '/tmp/mailhold-unused', ...env, ...(upstream ? { UPSTREAM_URL: upstream.href } : {}) });
   config.smtp.port = 0;
+  if (config.smtp.smtpsPort !== undefined) config.smtp.smtpsPort = 0;
   return config;
 }
 
 export interface StartedRelay {
   relay: Relay;
   port: number;
+  /** The implicit-TLS port, when SMTPS_PORT was given (any value: the OS picks the port). */
+  smtpsPort: number | undefined;
   config: Config;
   stop(): Promise<void>;
 }
 
 export async function startRelay(
   db: Db,
-  opts: { env?: Record<string, string>; upstream?: URL; clock?: Clock } & Partial<Omit<RelayOptions, 'config' | 'db' | 'log' | 'clock'>> = {},
+  opts: { env?: Record<string, string>; upstream?: URL; clock?: Clock } & Partial<Omit<RelayOptions, 'config' | 'db' | 'clock'>> = {},
 ): Promise<StartedRelay> {
   const { env, upstream, clock, ...rest } = opts;
   const config = testConfig(env, upstream);
@@ -37,7 +40,7 @@ export async function startRelay(
     ...rest,
   });
   await relay.start();
-  return { relay, port: relay.smtpAddress?.port ?? 0, config, stop: () => relay.stop() };
+  return { relay, port: relay.smtpAddress?.port ?? 0, smtpsPort: relay.smtpsAddress?.port, config, stop: () => relay.stop() };
 }
 
 export interface SendOptions {
@@ -49,6 +52,8 @@ export interface SendOptions {
   subject?: string;
   auth?: { user: string; pass: string };
   localAddress?: string;
+  /** Encrypt: STARTTLS (required) or implicit TLS, trusting `ca`. Without it, plain SMTP. */
+  tls?: { mode: 'starttls' | 'implicit'; ca: Buffer };
 }
 
 export function rawMail(o: { from?: string; to?: string[]; subject?: string; body?: string; headers?: string[] } = {}): string {
@@ -73,8 +78,10 @@ export async function send(o: SendOptions): Promise<{ response: string }> {
   const transport = nodemailer.createTransport({
     host: o.host ?? '127.0.0.1',
     port: o.port,
-    secure: false,
-    ignoreTLS: true,
+    secure: o.tls?.mode === 'implicit',
+    ignoreTLS: !o.tls,
+    requireTLS: o.tls?.mode === 'starttls',
+    ...(o.tls ? { tls: { ca: o.tls.ca, minVersion: 'TLSv1.2' } } : {}),
     auth: o.auth,
     localAddress: o.localAddress,
     connectionTimeout: 5000,

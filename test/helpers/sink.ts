@@ -5,6 +5,8 @@ import { SMTPServer } from 'smtp-server';
 /**
  * A real upstream SMTP server for tests. It records what it receives and can be told, per
  * recipient, to accept or refuse with any reply, to stall after DATA, or to drop the connection.
+ * With `tls` it offers STARTTLS (or, with `secure`, speaks implicit TLS); it records every AUTH
+ * and MAIL FROM with whether the session was encrypted, so a test can prove nothing went in clear.
  */
 export interface Received {
   mailFrom: string;
@@ -14,6 +16,20 @@ export interface Received {
   sha256: string;
   size: number;
   at: number;
+  /** The login the session used, if any. */
+  user: string | undefined;
+  secure: boolean;
+}
+
+export interface SinkOptions {
+  /** One account (the relay's own login). */
+  auth?: { user: string; pass: string };
+  /** Several accounts, login -> password (AUTH_MODE=upstream users). */
+  accounts?: Record<string, string>;
+  tls?: { key: Buffer; cert: Buffer };
+  /** Implicit TLS instead of STARTTLS. */
+  secure?: boolean;
+  host?: string;
 }
 
 export type RcptRule = (address: string) => 'accept' | { code: number; message: string };
@@ -26,27 +42,43 @@ export class Sink {
   connections = 0;
   /** `hash` keeps only the digest and size of each message (for very big mail). */
   keep: 'raw' | 'hash' = 'raw';
+  /** Every AUTH and MAIL FROM the sink saw, with whether TLS was up. */
+  commands: Array<{ command: 'AUTH' | 'MAIL'; secure: boolean; user?: string }> = [];
+  /** A reply for every AUTH instead of checking it (e.g. 454 for a provider in trouble). */
+  authReply: { code: number; message: string } | undefined;
+  #host: string;
   #server: SMTPServer;
   #waiters: Array<() => void> = [];
   #sockets = new Set<Socket>();
   port = 0;
 
-  constructor(opts: { auth?: { user: string; pass: string } } = {}) {
+  constructor(opts: SinkOptions = {}) {
+    this.#host = opts.host ?? '127.0.0.1';
+    const accounts: Record<string, string> = { ...opts.accounts, ...(opts.auth ? { [opts.auth.user]: opts.auth.pass } : {}) };
+    const needsAuth = Object.keys(accounts).length > 0;
     this.#server = new SMTPServer({
       logger: false,
       disableReverseLookup: true,
-      authOptional: !opts.auth,
+      authOptional: !needsAuth,
       allowInsecureAuth: true,
-      disabledCommands: ['STARTTLS'],
+      disabledCommands: opts.tls ? [] : ['STARTTLS'],
+      ...(opts.tls ? { key: opts.tls.key, cert: opts.tls.cert, secure: Boolean(opts.secure), minVersion: 'TLSv1.2' as const } : {}),
       hideENHANCEDSTATUSCODES: false,
       size: 1024 * 1024 * 1024,
       onConnect: (_s, cb) => {
         this.connections++;
         cb();
       },
-      onAuth: (auth, _s, cb) => {
-        if (opts.auth && auth.username === opts.auth.user && auth.password === opts.auth.pass) return cb(null, { user: auth.username });
+      onAuth: (auth, session, cb) => {
+        this.commands.push({ command: 'AUTH', secure: session.secure, user: auth.username });
+        if (this.authReply) return cb(Object.assign(new Error(this.authReply.message), { responseCode: this.authReply.code }));
+        const user = auth.username ?? '';
+        if (needsAuth && Object.hasOwn(accounts, user) && accounts[user] === auth.password) return cb(null, { user });
         cb(Object.assign(new Error('Authentication credentials invalid'), { responseCode: 535 }));
+      },
+      onMailFrom: (_address, session, cb) => {
+        this.commands.push({ command: 'MAIL', secure: session.secure, user: session.user as string | undefined });
+        cb();
       },
       onRcptTo: (address, _s, cb) => {
         const rule = this.rcpt(address.address);
@@ -77,6 +109,8 @@ export class Sink {
             sha256: hash.digest('hex'),
             size,
             at: Date.now(),
+            user: session.user as string | undefined,
+            secure: session.secure,
           });
           cb(null, 'OK sink');
           for (const w of this.#waiters.splice(0)) w();
@@ -90,13 +124,14 @@ export class Sink {
   }
 
   async start(): Promise<this> {
-    await new Promise<void>((r) => this.#server.listen(0, '127.0.0.1', () => r()));
+    await new Promise<void>((r) => this.#server.listen(0, this.#host, () => r()));
     this.port = (this.#server.server.address() as AddressInfo).port;
     return this;
   }
 
-  url(params = 'tls=none', auth = ''): URL {
-    return new URL(`smtp://${auth}127.0.0.1:${this.port}?${params}`);
+  url(params = 'tls=none', auth = '', scheme: 'smtp' | 'smtps' = 'smtp'): URL {
+    const host = this.#host.includes(':') ? `[${this.#host}]` : this.#host;
+    return new URL(`${scheme}://${auth}${host}:${this.port}?${params}`);
   }
 
   /** Resolves when at least `n` messages have arrived, or rejects after `timeoutMs`. */

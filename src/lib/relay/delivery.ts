@@ -27,12 +27,14 @@ export class SmtpDelivery implements Delivery {
   readonly kind = 'smtp';
   readonly #transport: Transporter;
 
-  constructor(url: URL, opts: { timeouts?: UpstreamTimeouts; maxConnections?: number; heloName?: string } = {}) {
+  /** `auth` replaces the login in the URL (AUTH_MODE=upstream: the sender's own provider login). */
+  constructor(url: URL, opts: { timeouts?: UpstreamTimeouts; maxConnections?: number; heloName?: string; auth?: { user: string; pass: string } } = {}) {
     this.#transport = nodemailer.createTransport({
       pool: true,
       maxConnections: opts.maxConnections ?? 5,
       maxMessages: 100,
       ...upstreamOptions(url, opts.timeouts, opts.heloName),
+      ...(opts.auth ? { auth: opts.auth } : {}),
     } as never);
   }
 

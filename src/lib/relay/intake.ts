@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -15,12 +14,14 @@ import { PromptSMTPServer } from './smtp-server.js';
 import type { MailStates } from './state.js';
 import { ContentSink } from './store.js';
 import { MailSummarizer } from './summary.js';
+import type { TlsPair } from './tls.js';
 
 /**
  * SMTP intake. A mail is answered `250` only after its bytes, its envelope and its due time have
  * committed; any failure to store it answers `451` so that the mailer keeps it and tries again.
  * Relaying is for authenticated sessions and for clients inside RELAY_NETWORKS; everyone else
- * gets `530 5.7.0` at MAIL FROM and nothing is stored.
+ * gets `530 5.7.0` at MAIL FROM and nothing is stored. AUTH in cleartext is for RELAY_NETWORKS
+ * only; everyone else gets it after STARTTLS, or at once on the implicit-TLS port (SMTPS_PORT).
  */
 
 export interface SessionUser {
@@ -35,7 +36,10 @@ export interface IntakeOptions {
   /** The name in the greeting and in the reports. */
   name: string;
   maxMessageBytes: number;
-  tls?: { key: Buffer | string; cert: Buffer | string };
+  /** The certificate for STARTTLS and SMTPS; a new pair is taken into use for new handshakes. */
+  tls?: { readonly current: TlsPair; onChange(listener: (pair: TlsPair) => void): () => void };
+  /** Implicit TLS (SMTPS) listener on this port, on the same host. */
+  smtpsPort?: number;
   /** Idle time before a silent client is dropped. */
   socketTimeoutMs?: number;
 }
@@ -49,8 +53,8 @@ export interface IntakeDeps {
   throttle: Throttle;
   /** Checks SMTP AUTH credentials (local users, or the upstream in pass-through mode). */
   authenticate(email: string, password: string, clientIp: string): Promise<SessionUser | undefined>;
-  /** Tells the worker a mail is due at `dueAt`. */
-  onStored(dueAt: number): void;
+  /** A mail has committed, due at `dueAt` (tells the worker; keeps a pass-through login stored). */
+  onStored(dueAt: number, user: SessionUser | null): void;
   /** An error mail to an authenticated sender whose mail was refused as too big. */
   onTooBig(info: { user: SessionUser; mailFrom: string; recipients: string[]; headers: Buffer; subject: string; size: number; clientIp: string }): Promise<void>;
 }
@@ -63,6 +67,8 @@ export class Intake {
   readonly #opts: IntakeOptions;
   readonly #d: IntakeDeps;
   #server: SMTPServer | undefined;
+  #smtps: SMTPServer | undefined;
+  #unwatchTls: (() => void) | undefined;
   #draining = false;
   #inFlight = new Set<Promise<unknown>>();
 
@@ -75,9 +81,45 @@ export class Intake {
     return (this.#server?.server.address() as AddressInfo | null) ?? undefined;
   }
 
+  get smtpsAddress(): AddressInfo | undefined {
+    return (this.#smtps?.server.address() as AddressInfo | null) ?? undefined;
+  }
+
   async start(): Promise<AddressInfo> {
-    const baseDisabled = this.#opts.tls ? [] : ['STARTTLS'];
-    const options: SMTPServerOptions = {
+    const tls = this.#opts.tls;
+    this.#server = await this.#listen(this.#options(false), this.#opts.port);
+    if (tls && this.#opts.smtpsPort !== undefined) {
+      this.#smtps = await this.#listen(this.#options(true), this.#opts.smtpsPort).catch(async (err: unknown) => {
+        await this.#closeServer(this.#server!);
+        throw err;
+      });
+    }
+    // A renewed certificate is used for every handshake from now on; sessions keep theirs.
+    this.#unwatchTls = tls?.onChange((pair) => {
+      for (const s of [this.#server, this.#smtps]) s?.updateSecureContext({ key: pair.key, cert: pair.cert });
+    });
+    const addr = this.address!;
+    this.#d.log.info({ host: addr.address, port: addr.port, smtps: this.smtpsAddress?.port, starttls: Boolean(tls) }, 'smtp listening');
+    return addr;
+  }
+
+  async #listen(options: SMTPServerOptions, port: number): Promise<SMTPServer> {
+    const server = new PromptSMTPServer(options, (ip) => this.#d.policy.isRelayClient(normalizeIp(ip) ?? ip));
+    server.on('error', (err) => this.#d.log.warn({ err }, 'smtp error'));
+    await new Promise<void>((resolve, reject) => {
+      server.server.once('error', reject);
+      server.listen(port, this.#opts.host, () => {
+        server.server.off('error', reject);
+        resolve();
+      });
+    });
+    return server;
+  }
+
+  #options(implicitTls: boolean): SMTPServerOptions {
+    const tls = this.#opts.tls;
+    const baseDisabled = tls ? [] : ['STARTTLS'];
+    return {
       name: this.#opts.name,
       banner: 'mailhold ESMTP',
       size: this.#opts.maxMessageBytes,
@@ -96,7 +138,8 @@ export class Intake {
       logger: false,
       socketTimeout: this.#opts.socketTimeoutMs ?? 5 * 60_000,
       closeTimeout: 30_000,
-      ...(this.#opts.tls ? { key: this.#opts.tls.key, cert: this.#opts.tls.cert, minVersion: 'TLSv1.2' } : {}),
+      // TLS 1.2 and newer only; no client certificate is asked for.
+      ...(tls ? { key: tls.current.key, cert: tls.current.cert, minVersion: 'TLSv1.2' as const, requestCert: false, secure: implicitTls } : {}),
       onConnect: (session, cb) => {
         if (this.#draining) return cb(smtpError(421, 'mailhold is shutting down, try again shortly'));
         if (!session.secure && !this.#d.policy.isRelayClient(ipOf(session))) session.disabledCommands = [...baseDisabled, 'AUTH'];
@@ -134,29 +177,19 @@ export class Intake {
         void work.finally(() => this.#inFlight.delete(work));
       },
     };
-    const server = new PromptSMTPServer(options, (ip) => this.#d.policy.isRelayClient(normalizeIp(ip) ?? ip));
-    server.on('error', (err) => this.#d.log.warn({ err }, 'smtp error'));
-    this.#server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.server.once('error', reject);
-      server.listen(this.#opts.port, this.#opts.host, () => {
-        server.server.off('error', reject);
-        resolve();
-      });
-    });
-    const addr = this.address!;
-    this.#d.log.info({ host: addr.address, port: addr.port }, 'smtp listening');
-    return addr;
   }
 
   async #auth(auth: SMTPServerAuthentication, session: SMTPServerSession): Promise<SessionUser> {
     const ip = ipOf(session);
-    const username = (auth.username ?? '').trim().toLowerCase();
+    // Passed on as typed: a provider login (AUTH_MODE=upstream) may care about case.
+    const login = (auth.username ?? '').trim();
+    const username = login.toLowerCase();
     const keys = [`ip:${ip}`, `user:${username}`];
     if (this.#d.throttle.retryAfter(keys) > 0) {
       throw smtpError(454, 'Too many failed logins, try again later');
     }
-    const user = await this.#d.authenticate(username, auth.password ?? '', ip);
+    // A checker that cannot decide (the upstream is down) throws a 454, which is no failed login.
+    const user = await this.#d.authenticate(login, auth.password ?? '', ip);
     if (!user) {
       this.#d.throttle.fail(keys);
       this.#d.log.info({ ip, user: username }, 'auth failed');
@@ -244,7 +277,7 @@ export class Intake {
         },
         (tx) => sink.commitRest(tx),
       );
-      this.#d.onStored(result.dueAt);
+      this.#d.onStored(result.dueAt, user);
       return `Held as ${id}, sends at ${new Date(result.dueAt).toISOString()}`;
     } catch (err) {
       await sink.discard().catch(() => {});
@@ -260,10 +293,17 @@ export class Intake {
   /** Waits for messages being stored, then closes every connection. */
   async close(timeoutMs = 10_000): Promise<void> {
     this.drain();
-    const server = this.#server;
-    if (!server) return;
+    this.#unwatchTls?.();
+    const servers = [this.#server, this.#smtps].filter((s): s is SMTPServer => s !== undefined);
+    if (servers.length === 0) return;
     const deadline = new Promise((r) => setTimeout(r, timeoutMs).unref());
     await Promise.race([Promise.allSettled([...this.#inFlight]), deadline]);
+    await Promise.all(servers.map((server) => this.#closeServer(server)));
+    this.#server = undefined;
+    this.#smtps = undefined;
+  }
+
+  async #closeServer(server: SMTPServer): Promise<void> {
     await new Promise<void>((resolve) => {
       // Idle connections are told 421 and closed; close() waits at most closeTimeout for the rest.
       for (const conn of server.connections) {
@@ -276,15 +316,10 @@ export class Intake {
       }
       server.close(() => resolve());
     });
-    this.#server = undefined;
   }
 }
 
 function ipOf(session: SMTPServerSession): string {
   return normalizeIp(session.remoteAddress) ?? session.remoteAddress;
-}
-
-export function readTls(cert: string, key: string): { cert: Buffer; key: Buffer } {
-  return { cert: readFileSync(cert), key: readFileSync(key) };
 }
 

@@ -70,6 +70,8 @@ export interface Claim {
   mailFrom: string;
   contentId: string | null;
   ownerId: number | null;
+  /** The SMTP AUTH login it came in with; null from an allowlisted network, and for notices. */
+  authUser: string | null;
   clientIp: string;
   subject: string;
   bounceAllowed: boolean;
@@ -268,6 +270,7 @@ export class MailStates {
           mailFrom: r.mailFrom,
           contentId: r.contentId,
           ownerId: r.ownerId,
+          authUser: r.authUser,
           clientIp: r.clientIp,
           subject: r.subject,
           bounceAllowed: r.bounceAllowed,

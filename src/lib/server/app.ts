@@ -66,7 +66,15 @@ export async function startApp(env: Record<string, string | undefined> = process
   const relay = new Relay({ config, db: database.db, log });
   await relay.start();
   log.info(
-    { db: database.kind, smtp: relay.smtpAddress?.port, upstream: config.upstream ? config.upstream.host : 'outbox', ms: Date.now() - started },
+    {
+      db: database.kind,
+      smtp: relay.smtpAddress?.port,
+      smtps: relay.smtpsAddress?.port,
+      tlsFingerprint: relay.tls.info?.fingerprint,
+      authMode: config.authMode,
+      upstream: config.upstream ? config.upstream.host : 'outbox',
+      ms: Date.now() - started,
+    },
     'mailhold started',
   );
 

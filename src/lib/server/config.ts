@@ -222,7 +222,7 @@ export function describeConfig(config: Config): Array<[string, string]> {
     ['SMTP_PORT', String(config.smtp.port)],
     ['SMTPS_PORT', config.smtp.smtpsPort === undefined ? '(unset)' : String(config.smtp.smtpsPort)],
     ['SMTP_NAME', config.smtp.name ?? '(unset: the host name)'],
-    ['TLS_CERT', config.smtp.tlsCert ?? '(unset)'],
+    ['TLS_CERT', config.smtp.tlsCert ?? '(unset: self-signed, kept in DATA_DIR/tls)'],
     ['TLS_KEY', config.smtp.tlsKey ? REDACTED : '(unset)'],
     ['HOLD_SECONDS', String(config.holdSeconds)],
     ['UPSTREAM_URL', upstream ? decodeURIComponent(upstream.href) : '(unset: built-in outbox)'],
