@@ -1,5 +1,6 @@
-import type { Handle, ServerInit } from '@sveltejs/kit';
+import { json, text, type Handle, type ServerInit } from '@sveltejs/kit';
 import { getApp } from '$lib/server/app';
+import { checkCrossSite, visitorUsesHttps } from '$lib/server/auth/csrf';
 import { loadSession } from '$lib/server/auth/sessions';
 import { pickLocale } from '$lib/i18n';
 
@@ -8,11 +9,30 @@ export const init: ServerInit = async () => {
   await getApp();
 };
 
-/** Who is asking (session cookie) and in which language; security headers on every answer. */
+/**
+ * Every request: refuse cross-site changes, find who is asking (session cookie) and in which
+ * language, and add the security headers that the CSP (svelte.config.js) does not cover.
+ */
 export const handle: Handle = async ({ event, resolve }) => {
   const app = await getApp();
-  await loadSession(event, app.database.db);
-  event.locals.locale = pickLocale(event.cookies.get('lang'), event.request.headers.get('accept-language'));
+  const headers = event.request.headers;
+  const verdict = checkCrossSite({
+    method: event.request.method,
+    path: event.url.pathname,
+    contentType: headers.get('content-type'),
+    origin: headers.get('origin'),
+    secFetchSite: headers.get('sec-fetch-site'),
+    host: headers.get('host'),
+    configuredOrigin: app.config.web.origin,
+  });
+  if (!verdict.ok) {
+    app.log.warn({ path: event.url.pathname, reason: verdict.reason }, 'cross-site request refused');
+    return event.url.pathname.startsWith('/api/')
+      ? json({ error: { message: verdict.reason, code: 'FORBIDDEN' } }, { status: 403 })
+      : text(verdict.reason, { status: 403 });
+  }
+  await loadSession(event, app.database.db, visitorUsesHttps(headers, app.config.web.origin));
+  event.locals.locale = pickLocale(event.cookies.get('lang'), headers.get('accept-language'));
   const response = await resolve(event, {
     transformPageChunk: ({ html }) => html.replace('%lang%', event.locals.locale),
   });

@@ -1,5 +1,6 @@
 import { fail, redirect } from '@sveltejs/kit';
 import { getApp } from '$lib/server/app';
+import { visitorUsesHttps } from '$lib/server/auth/csrf';
 import { startSession } from '$lib/server/auth/sessions';
 import { clientIp } from '$lib/server/trpc/init';
 import { authenticate } from '$lib/server/users';
@@ -32,7 +33,7 @@ export const actions: Actions = {
       return fail(400, { email, error: 'failed' as const, seconds: 0 });
     }
     app.relay.throttle.succeed([`user:${email}`]);
-    await startSession(event, app.database.db, user, ip);
+    await startSession(event, app.database.db, user, ip, visitorUsesHttps(event.request.headers, app.config.web.origin));
     app.log.info({ ip, user: user.email }, 'web login');
     redirect(303, safeNext(event.url.searchParams.get('next')));
   },

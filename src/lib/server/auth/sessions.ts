@@ -7,8 +7,8 @@ import type { User } from '../users.js';
 
 /**
  * Web sessions. The cookie carries a random token; the database keeps only its SHA-256, so a
- * copy of the database does not log anyone in. Sessions last SESSION_DAYS and are renewed when
- * less than half of that is left; logout deletes the row.
+ * copy of the database does not log anyone in. A session lasts SESSION_DAYS from the login (the
+ * cookie expires with it), then the user logs in again; logout deletes the row.
  */
 
 export const SESSION_COOKIE = 'mailhold_session';
@@ -35,21 +35,17 @@ export async function createSession(db: DbOrTx, userId: number, meta: { ip: stri
   return { token, expiresAt };
 }
 
-/** The user of a session token, or null when the token is unknown or expired. Renews a half-spent session. */
-export async function readSession(db: DbOrTx, token: string, now = Date.now()): Promise<{ user: User; expiresAt: Date; renewed: boolean } | null> {
+/** The user of a session token, or null when the token is unknown or expired. */
+export async function readSession(db: DbOrTx, token: string, now = Date.now()): Promise<User | null> {
   if (!token || token.length > 100) return null;
   const idHash = hashToken(token);
   const [row] = await db
-    .select({ id: users.id, email: users.email, isAdmin: users.isAdmin, expiresAt: sessions.expiresAt })
+    .select({ id: users.id, email: users.email, isAdmin: users.isAdmin })
     .from(sessions)
     .innerJoin(users, eq(users.id, sessions.userId))
     .where(and(eq(sessions.idHash, idHash), gt(sessions.expiresAt, new Date(now))));
   if (!row) return null;
-  const user = { id: row.id, email: row.email, isAdmin: row.isAdmin };
-  if (row.expiresAt.getTime() - now >= SESSION_MS / 2) return { user, expiresAt: row.expiresAt, renewed: false };
-  const expiresAt = new Date(now + SESSION_MS);
-  await db.update(sessions).set({ expiresAt }).where(eq(sessions.idHash, idHash));
-  return { user, expiresAt, renewed: true };
+  return { id: row.id, email: row.email, isAdmin: row.isAdmin };
 }
 
 export async function deleteSession(db: DbOrTx, token: string): Promise<void> {
@@ -61,27 +57,17 @@ export async function deleteUserSessions(db: DbOrTx, userId: number): Promise<vo
   await db.delete(sessions).where(eq(sessions.userId, userId));
 }
 
-function setCookie(event: RequestEvent, token: string, expires: Date): void {
-  event.cookies.set(SESSION_COOKIE, token, {
-    path: '/',
-    httpOnly: true,
-    sameSite: 'lax',
-    secure: event.url.protocol === 'https:',
-    expires,
-  });
-}
-
-/** Logs the user in on this response: a new session row and its cookie. */
-export async function startSession(event: RequestEvent, db: DbOrTx, user: User, ip: string): Promise<void> {
+/** Logs the user in on this response: a new session row and its cookie (Secure over https). */
+export async function startSession(event: RequestEvent, db: DbOrTx, user: User, ip: string, secure: boolean): Promise<void> {
   const { token, expiresAt } = await createSession(db, user.id, { ip, userAgent: event.request.headers.get('user-agent') ?? '' });
-  setCookie(event, token, expiresAt);
+  event.cookies.set(SESSION_COOKIE, token, { path: '/', httpOnly: true, sameSite: 'lax', secure, expires: expiresAt });
   event.locals.user = user;
 }
 
-export async function endSession(event: RequestEvent, db: DbOrTx): Promise<void> {
+export async function endSession(event: RequestEvent, db: DbOrTx, secure: boolean): Promise<void> {
   const token = event.cookies.get(SESSION_COOKIE);
   if (token) await deleteSession(db, token);
-  clearCookie(event.cookies, event.url.protocol === 'https:');
+  clearCookie(event.cookies, secure);
   event.locals.user = null;
 }
 
@@ -90,16 +76,8 @@ function clearCookie(cookies: Cookies, secure: boolean): void {
 }
 
 /** Sets `event.locals.user` from the session cookie (the `handle` hook calls this for every request). */
-export async function loadSession(event: RequestEvent, db: DbOrTx): Promise<void> {
-  event.locals.user = null;
+export async function loadSession(event: RequestEvent, db: DbOrTx, secure: boolean): Promise<void> {
   const token = event.cookies.get(SESSION_COOKIE);
-  if (!token) return;
-  const session = await readSession(db, token);
-  if (!session) {
-    clearCookie(event.cookies, event.url.protocol === 'https:');
-    return;
-  }
-  // Only a renewal sends the cookie again; most responses carry no Set-Cookie.
-  if (session.renewed) setCookie(event, token, session.expiresAt);
-  event.locals.user = session.user;
+  event.locals.user = token ? await readSession(db, token) : null;
+  if (token && !event.locals.user) clearCookie(event.cookies, secure);
 }
