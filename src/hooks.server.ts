@@ -4,6 +4,13 @@ import { checkCrossSite, visitorUsesHttps } from '$lib/server/auth/csrf';
 import { loadSession } from '$lib/server/auth/sessions';
 import { pickLocale } from '$lib/i18n';
 
+/** A refusal in tRPC's own error shape (one per call of a batch), so its client reports FORBIDDEN. */
+function forbiddenForTrpc(url: URL, message: string): Response {
+  const error = { error: { message, code: -32003, data: { code: 'FORBIDDEN', httpStatus: 403 } } };
+  const calls = url.pathname.slice('/api/trpc/'.length).split(',').length;
+  return json(url.searchParams.get('batch') === '1' ? Array.from({ length: calls }, () => error) : error, { status: 403 });
+}
+
 /** The relay starts with the web server, once, before the first request is answered. */
 export const init: ServerInit = async () => {
   await getApp();
@@ -27,9 +34,7 @@ export const handle: Handle = async ({ event, resolve }) => {
   });
   if (!verdict.ok) {
     app.log.warn({ path: event.url.pathname, reason: verdict.reason }, 'cross-site request refused');
-    return event.url.pathname.startsWith('/api/')
-      ? json({ error: { message: verdict.reason, code: 'FORBIDDEN' } }, { status: 403 })
-      : text(verdict.reason, { status: 403 });
+    return event.url.pathname.startsWith('/api/trpc') ? forbiddenForTrpc(event.url, verdict.reason) : text(verdict.reason, { status: 403 });
   }
   await loadSession(event, app.database.db, visitorUsesHttps(headers, app.config.web.origin));
   event.locals.locale = pickLocale(event.cookies.get('lang'), headers.get('accept-language'));

@@ -144,6 +144,27 @@ describe('mail procedures', () => {
   });
 });
 
+describe('paging', () => {
+  it('walks a long list page by page with the cursor, each mail once', async () => {
+    const c = await t.caller(admin);
+    const total = (await c.mail.list({ view: 'active', limit: 1 })).total;
+    for (let i = 0; i < 5; i++) await sendAs(alice, `page ${i}`);
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    let pages = 0;
+    do {
+      const page = await c.mail.list({ view: 'active', limit: 2, cursor });
+      seen.push(...page.items.map((m) => m.id));
+      cursor = page.next ?? undefined;
+      pages++;
+    } while (cursor);
+    expect(seen).toHaveLength(total + 5);
+    expect(new Set(seen).size).toBe(seen.length);
+    expect(pages).toBe(Math.ceil((total + 5) / 2));
+    await c.mail.discardAll();
+  });
+});
+
 describe('the changes subscription', () => {
   it("delivers a mail held over SMTP to its owner, and nothing of another user's mail", async () => {
     const controller = new AbortController();
