@@ -26,6 +26,9 @@ async function sendMail(subject: string, body = 'Hello.\r\n') {
 async function newPage(): Promise<Page> {
   const page = await browser.context.newPage();
   page.on('pageerror', (e) => pageErrors.push(e.message));
+  page.on('console', (m) => {
+    if (/Content.Security.Policy/i.test(m.text())) pageErrors.push(m.text());
+  });
   page.on('dialog', (d) => {
     dialogs.push(d.message());
     void d.dismiss();
@@ -146,6 +149,27 @@ describe('the hold page in Chromium', () => {
     expect(await page.locator('pre.preview').textContent()).toBe('Hello.\n');
     await page.waitForTimeout(300);
     expect(dialogs).toEqual([]);
+    expect(pageErrors).toEqual([]);
+    await page.close();
+  });
+
+  it('lets the admin set the hold time and the exclusions, refusing what is not valid', async () => {
+    const page = await newPage();
+    await login(page);
+    await page.getByRole('link', { name: 'Settings' }).click();
+    await page.waitForURL(`${server.url}/settings`);
+    await page.locator('input[name=holdSeconds]').fill('45');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await expect.poll(() => page.locator('.result').textContent()).toBe('Saved.');
+    const senders = page.locator('section.exclusion', { has: page.locator('h3', { hasText: 'Sender exclusions' }) });
+    await senders.locator('input').fill('not an address');
+    await senders.getByRole('button', { name: 'Add' }).click();
+    await expect.poll(() => page.locator('.result').textContent()).toContain('not an address or domain');
+    await senders.locator('input').fill('Partner.Example');
+    await senders.getByRole('button', { name: 'Add' }).click();
+    await expect.poll(() => senders.locator('li .value').allTextContents()).toEqual(['partner.example']);
+    await page.goto(`${server.url}/mail`);
+    await expect.poll(() => page.locator('.status').textContent()).toContain('45 s');
     expect(pageErrors).toEqual([]);
     await page.close();
   });

@@ -5,6 +5,8 @@ import { en } from '../../src/lib/i18n/en.js';
 import { ja } from '../../src/lib/i18n/ja.js';
 import { reveal } from '../../src/lib/ui/reveal.js';
 import { textPreview } from '../../src/lib/server/preview.js';
+import { actionMessage } from '../../src/lib/ui/results.js';
+import { formatTime } from '../../src/lib/i18n/index.js';
 
 const post = (o: Partial<CsrfInput>): CsrfInput => ({
   method: 'POST',
@@ -102,5 +104,22 @@ describe('the body preview', () => {
   it('says when only the beginning was read', async () => {
     const p = await textPreview(mail(['Content-Type: text/plain'], 'the start of a long'), false);
     expect(p?.truncated).toBe(true);
+  });
+});
+
+describe('the sentence after an action', () => {
+  const t = translator('en');
+  it('says what was done', () => {
+    expect(actionMessage(t, 'discard', { outcome: 'done', id: 'x', state: 'discarded' }, 'Numbers')).toEqual({ text: 'Discarded: Numbers', ok: true });
+  });
+  it('says too late, and when it was sent', () => {
+    const at = Date.UTC(2026, 0, 5, 10, 42, 17);
+    expect(actionMessage(t, 'discard', { outcome: 'too_late', id: 'x', state: 'sent', at }, 'Numbers')).toEqual({ text: `Too late — it was already sent at ${formatTime(at)}.`, ok: false });
+  });
+  it('says it is on its way for a mail being sent', () => {
+    expect(actionMessage(t, 'discard', { outcome: 'too_late', id: 'x', state: 'sending', at: null }, 'N').text).toBe('Too late — it is already on its way (since –).');
+  });
+  it('says so in Japanese', () => {
+    expect(actionMessage(translator('ja'), 'discard', { outcome: 'done', id: 'x', state: 'discarded' }, '見積書').text).toBe('破棄しました：見積書');
   });
 });

@@ -1,5 +1,5 @@
-import type { ActionResult } from '$lib/relay/state';
-import { formatTime, type Translate } from '$lib/i18n';
+import type { ActionResult } from '../relay/state.js';
+import { formatTime, type Translate } from '../i18n/index.js';
 
 /** The sentence after an action on one mail: "Discarded: …" or "Too late — it was already sent at 10:42:17". */
 export function actionMessage(t: Translate, action: 'discard' | 'sendNow', result: ActionResult, subject: string): { text: string; ok: boolean } {
