@@ -26,6 +26,8 @@ export async function freePort(): Promise<number> {
 export interface ServerProcess {
   child: ChildProcess;
   webPort: number;
+  /** The web port (same as webPort). */
+  port: number;
   smtpPort: number;
   dataDir: string;
   url: string;
@@ -56,7 +58,7 @@ export async function startServer(opts: StartOptions = {}): Promise<ServerProces
     SMTP_HOST: '127.0.0.1',
     SMTP_PORT: String(smtpPort),
     DATA_DIR: dataDir,
-    LOG_LEVEL: 'info',
+    LOG_LEVEL: process.env.TEST_LOG ? 'debug' : 'info',
     ...opts.env,
   };
   const command =
@@ -72,6 +74,7 @@ export async function startServer(opts: StartOptions = {}): Promise<ServerProces
   const server: ServerProcess = {
     child,
     webPort,
+    port: webPort,
     smtpPort,
     dataDir,
     url,
@@ -109,3 +112,5 @@ export function memoryOf(pid: number): { rss: number; hwm: number } {
   const kb = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
   return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
 }
+
+export type RunningServer = ServerProcess;

@@ -1,7 +1,11 @@
-import { getApp } from '$lib/server/app';
+import { redirect } from '@sveltejs/kit';
+import { callerFor } from '$lib/server/trpc/caller';
+import type { PageServerLoad } from './$types';
 
-export async function load() {
-  const app = await getApp();
-  const page = await app.relay.api.list({ kind: 'all' }, { view: 'active', limit: 100 });
-  return { items: page.items.map((m) => ({ id: m.id, subject: m.subject, recipients: m.recipients, dueAt: m.dueAt, state: m.state })) };
-}
+/** The first page of held mail, rendered on the server; the page then stays live on its own. */
+export const load: PageServerLoad = async (event) => {
+  const { ctx, api } = await callerFor(event);
+  if (!ctx.scope) redirect(303, '/login?next=/mail');
+  const [status, list] = await Promise.all([api.mail.status(), api.mail.list({ view: 'active', limit: 100 })]);
+  return { status, list, isAdmin: ctx.user?.isAdmin ?? false };
+};
