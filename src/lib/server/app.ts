@@ -78,6 +78,9 @@ export async function startApp(env: Record<string, string | undefined> = process
     allowLoopback: config.pushAllowLoopback,
   });
   push.start(relay.bus);
+  if (/@localhost$/.test(config.vapidSubject)) {
+    log.warn({ subject: config.vapidSubject }, 'VAPID_SUBJECT names no reachable contact; some push services (Apple) refuse it: set it to mailto:you@your-domain');
+  }
   if (config.pushAllowLoopback) log.warn('PUSH_ALLOW_LOOPBACK is set: push endpoints on this machine are allowed (tests only)');
   log.info(
     {
