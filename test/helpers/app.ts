@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { PushService } from '../../src/lib/server/push/service.js';
 import type { App } from '../../src/lib/server/app.js';
 import { makeContext, type ContextUser } from '../../src/lib/server/trpc/init.js';
 import { createCaller } from '../../src/lib/server/trpc/caller.js';
@@ -20,14 +22,25 @@ export interface TestApp {
 export async function startTestApp(database: TestDatabase, opts: { upstream?: URL; clock?: Clock; env?: Record<string, string> } = {}): Promise<TestApp> {
   const started = await startRelay(database.db, opts);
   const shutdown = new AbortController();
+  const push = await PushService.create({
+    db: database.db,
+    api: started.relay.api,
+    log,
+    tokenKey: randomBytes(32),
+    subject: 'mailto:postmaster@example.com',
+    allowLoopback: true,
+  });
+  push.start(started.relay.bus);
   const app: App = {
     config: started.config,
     database,
     relay: started.relay,
+    push,
     log,
     shutdown: shutdown.signal,
     stop: async () => {
       shutdown.abort();
+      await push.stop();
       await started.stop();
     },
   };

@@ -5,6 +5,9 @@ import { DataDirLockedError, lockDataDir } from './db/lock.js';
 import { createLogger } from './log.js';
 import { ensureUser } from './users.js';
 import { Relay } from '../relay/relay.js';
+import { PushService } from './push/service.js';
+import { TOKEN_PURPOSE } from './push/tokens.js';
+import { deriveKey, loadSecret } from './secret.js';
 
 /**
  * The one mailhold of this process: configuration, database, relay. The web server starts it
@@ -14,6 +17,7 @@ export interface App {
   config: Config;
   database: Database;
   relay: Relay;
+  push: PushService;
   log: Logger;
   /** Aborted when the process begins to shut down (live streams end on it). */
   shutdown: AbortSignal;
@@ -65,6 +69,19 @@ export async function startApp(env: Record<string, string | undefined> = process
   }
   const relay = new Relay({ config, db: database.db, log });
   await relay.start();
+  const push = await PushService.create({
+    db: database.db,
+    api: relay.api,
+    log,
+    tokenKey: deriveKey(loadSecret(config.secretKey, config.dataDir), TOKEN_PURPOSE),
+    subject: config.vapidSubject,
+    allowLoopback: config.pushAllowLoopback,
+  });
+  push.start(relay.bus);
+  if (/@localhost$/.test(config.vapidSubject)) {
+    log.warn({ subject: config.vapidSubject }, 'VAPID_SUBJECT names no reachable contact; some push services (Apple) refuse it: set it to mailto:you@your-domain');
+  }
+  if (config.pushAllowLoopback) log.warn('PUSH_ALLOW_LOOPBACK is set: push endpoints on this machine are allowed (tests only)');
   log.info(
     {
       db: database.kind,
@@ -85,6 +102,7 @@ export async function startApp(env: Record<string, string | undefined> = process
       controller.abort();
       log.info('mailhold stopping');
       await relay.stop().catch((err: unknown) => log.error({ err }, 'relay stop failed'));
+      await push.stop().catch((err: unknown) => log.error({ err }, 'push stop failed'));
       await database.close().catch((err: unknown) => log.error({ err }, 'database close failed'));
       unlock();
       log.info('mailhold stopped');
@@ -101,5 +119,5 @@ export async function startApp(env: Record<string, string | undefined> = process
   process.once('sveltekit:shutdown' as never, () => {
     void stop().then(() => setTimeout(() => process.exit(0), 2000).unref());
   });
-  return { config, database, relay, log, shutdown: controller.signal, stop };
+  return { config, database, relay, push, log, shutdown: controller.signal, stop };
 }

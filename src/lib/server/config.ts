@@ -104,6 +104,14 @@ const variables = {
       .regex(/^(mailto:[^@\s]+@[^@\s]+|https:\/\/\S+)$/, 'must be a mailto: address or an https: URL')
       .default('mailto:postmaster@localhost'),
   ],
+  /** For tests only: lets push endpoints point at this machine (127.0.0.1, ::1, localhost). */
+  PUSH_ALLOW_LOOPBACK: [
+    'push',
+    z
+      .enum(['0', '1', 'false', 'true'], { message: 'must be 0 or 1 (1 only for tests)' })
+      .default('0')
+      .transform((v) => v === '1' || v === 'true'),
+  ],
   ADMIN_EMAIL: ['auth', optionalString.pipe(z.email({ message: 'must be an email address' }).optional())],
   ADMIN_PASSWORD: ['auth', optionalString.pipe(z.string().min(8, 'must be at least 8 characters').optional())],
   PORT: ['web', port('web').default(3000)],
@@ -138,6 +146,7 @@ export interface Config {
   authMode: 'local' | 'upstream';
   secretKey: string | undefined;
   vapidSubject: string;
+  pushAllowLoopback: boolean;
   admin: { email: string; password: string } | undefined;
   web: { port: number; host: string; origin: string | undefined };
   logLevel: Parsed['LOG_LEVEL'];
@@ -201,6 +210,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     authMode: v.AUTH_MODE,
     secretKey: v.SECRET_KEY,
     vapidSubject: v.VAPID_SUBJECT,
+    pushAllowLoopback: v.PUSH_ALLOW_LOOPBACK,
     admin: v.ADMIN_EMAIL && v.ADMIN_PASSWORD ? { email: v.ADMIN_EMAIL.toLowerCase(), password: v.ADMIN_PASSWORD } : undefined,
     web: { port: v.PORT, host: v.HOST, origin: v.ORIGIN },
     logLevel: v.LOG_LEVEL,
@@ -233,6 +243,7 @@ export function describeConfig(config: Config): Array<[string, string]> {
     ['AUTH_MODE', config.authMode],
     ['SECRET_KEY', config.secretKey ? REDACTED : '(unset: generated into DATA_DIR)'],
     ['VAPID_SUBJECT', config.vapidSubject],
+    ['PUSH_ALLOW_LOOPBACK', config.pushAllowLoopback ? '1 (tests only: push to this machine allowed)' : '0'],
     ['ADMIN_EMAIL', config.admin?.email ?? '(unset)'],
     ['ADMIN_PASSWORD', config.admin ? REDACTED : '(unset)'],
     ['PORT', String(config.web.port)],
