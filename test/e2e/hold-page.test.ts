@@ -169,7 +169,7 @@ describe('the hold page in Chromium', () => {
     await senders.getByRole('button', { name: 'Add' }).click();
     await expect.poll(() => senders.locator('li .value').allTextContents()).toEqual(['partner.example']);
     await page.goto(`${server.url}/mail`);
-    await expect.poll(() => page.locator('.status').textContent()).toContain('45 s');
+    await expect.poll(() => page.locator('dl.status').textContent()).toContain('45 s');
     expect(pageErrors).toEqual([]);
     await page.close();
   });
