@@ -12,6 +12,21 @@ import path from 'node:path';
 export const root = path.resolve(import.meta.dirname, '../..');
 export const buildEntry = path.join(root, 'build', 'index.js');
 
+/**
+ * The Deno executable from the `deno` npm package. node_modules/.bin/deno is a Node launcher that
+ * runs it as a child and does not pass signals on, so the binary is run directly.
+ */
+export function denoBinary(): string {
+  const platform = `${process.platform}-${process.arch}`;
+  const candidates = [
+    path.join(root, 'node_modules', 'deno', 'deno'),
+    ...(platform === 'linux-x64' ? ['linux-x64-glibc', 'linux-x64-musl'] : [platform]).map((p) => path.join(root, 'node_modules', '@deno', p, 'deno')),
+  ];
+  const found = candidates.find((c) => existsSync(c));
+  if (!found) throw new Error(`no Deno executable in node_modules (looked for ${candidates.join(', ')}): run npm ci`);
+  return found;
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
@@ -40,7 +55,8 @@ export interface ServerProcess {
 export interface StartOptions {
   env?: Record<string, string>;
   dataDir?: string;
-  runtime?: 'node' | 'deno';
+  /** `npm-start` runs scripts/start.js, which builds first when the build is missing or stale. */
+  runtime?: 'node' | 'deno' | 'npm-start';
   /** Resolve once /healthz answers (default), or at once (for starts that are meant to fail). */
   waitReady?: boolean;
 }
@@ -63,8 +79,10 @@ export async function startServer(opts: StartOptions = {}): Promise<ServerProces
   };
   const command =
     opts.runtime === 'deno'
-      ? [path.join(root, 'node_modules', '.bin', 'deno'), ['run', '-A', buildEntry]]
-      : [process.execPath, [buildEntry]];
+      ? [denoBinary(), ['run', '-A', buildEntry]]
+      : opts.runtime === 'npm-start'
+        ? [process.execPath, [path.join(root, 'scripts', 'start.js')]]
+        : [process.execPath, [buildEntry]];
   const child = spawn(command[0] as string, command[1] as string[], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
