@@ -253,7 +253,7 @@ export class Intake {
         this.#d.policy.holdSeconds(),
       ]);
       const id = randomUUID();
-      const result = await this.#d.states.accept(
+      const result = await this.#d.states.submit(
         {
           id,
           kind: 'mail',
@@ -275,7 +275,7 @@ export class Intake {
           holdSeconds,
           excludedBy,
         },
-        (tx) => sink.commitRest(tx),
+        sink.takeRest(),
       );
       this.#d.onStored(result.dueAt, user);
       return `Held as ${id}, sends at ${new Date(result.dueAt).toISOString()}`;

@@ -49,6 +49,8 @@ interface Snapshot {
   recipients: Set<string>;
   networks: Network[];
   holdSeconds: number | undefined;
+  /** Address -> user id, for the owner of mail sent without AUTH. */
+  owners: Map<string, number>;
   loadedAt: number;
 }
 
@@ -79,9 +81,10 @@ export class Policy {
   }
 
   async #load(): Promise<Snapshot> {
-    const [list, hold] = await Promise.all([
+    const [list, hold, people] = await Promise.all([
       this.#db.select().from(exclusions),
       this.#db.select({ value: settings.value }).from(settings).where(eq(settings.key, 'hold_seconds')),
+      this.#db.select({ id: users.id, email: users.email }).from(users),
     ]);
     const snap: Snapshot = {
       senders: new Set(list.filter((e) => e.kind === 'sender').map((e) => e.value)),
@@ -94,6 +97,7 @@ export class Policy {
         }
       }),
       holdSeconds: typeof hold[0]?.value === 'number' ? hold[0].value : undefined,
+      owners: new Map(people.map((p) => [p.email, p.id])),
       loadedAt: Date.now(),
     };
     this.#snapshot = snap;
@@ -119,12 +123,15 @@ export class Policy {
     return null;
   }
 
-  /** The authenticated user; else the user whose address is the envelope sender; else nobody (admins see it). */
+  /**
+   * The authenticated user; else the user whose address is the envelope sender; else nobody
+   * (admins see it). Users come from the cached snapshot: one added in another process owns such
+   * mail within REFRESH_MS.
+   */
   async ownerFor(authUserId: number | null, mailFrom: string): Promise<number | null> {
     if (authUserId !== null) return authUserId;
     if (!mailFrom) return null;
-    const [row] = await this.#db.select({ id: users.id }).from(users).where(eq(users.email, mailFrom.toLowerCase()));
-    return row?.id ?? null;
+    return (await this.#current()).owners.get(mailFrom.toLowerCase()) ?? null;
   }
 
   async listExclusions(): Promise<Exclusion[]> {

@@ -5,6 +5,15 @@ import { contentChunks, mailRecipients, mails, type MailState, type MailSummary 
 import type { Clock } from './clock.js';
 import type { EventBus, MailEvent } from './events.js';
 import { nextAttemptAt } from './retry.js';
+import { insertContentRows } from './store.js';
+
+const MAX_GROUP_COMMIT = 200;
+
+export interface ContentRows {
+  contentId: string;
+  firstSeq: number;
+  pieces: Buffer[];
+}
 
 /**
  * The only place that changes a mail's state. Every transition is a compare-and-set in SQL (the
@@ -137,6 +146,61 @@ export class MailStates {
       this.#d.log.info(fields, verb);
       this.#d.bus.emit(e);
     }
+  }
+
+  #queue: Array<{ mail: NewMail; content: ContentRows; resolve: (e: MailEvent) => void; reject: (err: unknown) => void }> = [];
+  #committing = false;
+
+  /**
+   * Commits a mail received over SMTP, together with the rest of its content. Mails that arrive
+   * while a commit is in flight go together in the next transaction (group commit): one round
+   * of statements and one durable commit for all of them, which is what lets intake keep up with
+   * many sessions at once. If a shared commit fails, each mail is tried on its own, so that one
+   * bad mail cannot fail the others.
+   */
+  submit(mail: NewMail, content: ContentRows): Promise<{ id: string; state: MailState; dueAt: number }> {
+    return new Promise<MailEvent>((resolve, reject) => {
+      this.#queue.push({ mail, content, resolve, reject });
+      void this.#drain();
+    }).then((event) => ({ id: mail.id, state: event.state, dueAt: 'dueAt' in event ? event.dueAt : mail.receivedAt }));
+  }
+
+  async #drain(): Promise<void> {
+    if (this.#committing) return;
+    this.#committing = true;
+    try {
+      while (this.#queue.length) {
+        const batch = this.#queue.splice(0, MAX_GROUP_COMMIT);
+        try {
+          const events = await this.#commit(batch);
+          batch.forEach((b, i) => b.resolve(events[i]!));
+          this.#emit(events);
+        } catch (err) {
+          if (batch.length === 1) {
+            batch[0]!.reject(err);
+            continue;
+          }
+          for (const b of batch) {
+            try {
+              const [event] = await this.#commit([b]);
+              b.resolve(event!);
+              this.#emit([event!]);
+            } catch (own) {
+              b.reject(own);
+            }
+          }
+        }
+      }
+    } finally {
+      this.#committing = false;
+    }
+  }
+
+  #commit(batch: Array<{ mail: NewMail; content: ContentRows }>): Promise<MailEvent[]> {
+    return this.#d.db.transaction(async (tx) => {
+      await insertContentRows(tx, batch.map((b) => b.content).filter((c) => c.pieces.length > 0));
+      return insertMails(tx, batch.map((b) => b.mail));
+    });
   }
 
   /** Inserts a new mail (its content is already stored or written by `beforeCommit`). */
@@ -410,37 +474,48 @@ export function scopeWhere(scope: Scope): SQL | undefined {
 
 /** The first state of a new mail, with its recipients, in the caller's transaction. */
 export async function insertMail(tx: DbOrTx, m: NewMail): Promise<MailEvent> {
-  const queued = m.kind === 'notice' || m.excludedBy !== null || m.holdSeconds === 0;
-  const dueAt = m.receivedAt + (queued ? 0 : m.holdSeconds * 1000);
-  const state: MailState = queued ? 'queued' : 'held';
-  await tx.insert(mails).values({
-    id: m.id,
-    kind: m.kind,
-    state,
-    ownerId: m.ownerId,
-    authUser: m.authUser,
-    clientIp: m.clientIp,
-    helo: m.helo,
-    mailFrom: m.mailFrom,
-    smtpUtf8: m.smtpUtf8,
-    body8bit: m.body8bit,
-    size: m.size,
-    contentId: m.contentId,
-    headers: m.headers,
-    subject: m.subject,
-    summary: m.summary,
-    bounceAllowed: m.bounceAllowed,
-    receivedAt: new Date(m.receivedAt),
-    dueAt: new Date(dueAt),
-    holdSeconds: queued ? 0 : m.holdSeconds,
-    excludedBy: m.excludedBy,
-    noticeFor: m.noticeFor ?? null,
-  });
-  await tx.insert(mailRecipients).values(m.recipients.map((address, seq) => ({ mailId: m.id, seq, address })));
-  const base = { id: m.id, ownerId: m.ownerId, clientIp: m.clientIp, at: m.receivedAt };
-  if (state === 'held') {
-    return { ...base, type: 'MailHeld', state, dueAt, subject: m.subject, recipients: m.recipients };
-  }
-  return { ...base, type: 'MailQueued', state, reason: m.kind === 'notice' ? 'notice' : 'excluded' };
+  const [event] = await insertMails(tx, [m]);
+  return event!;
 }
 
+/** Several new mails in one go: one statement for the mails, one for their recipients. */
+export async function insertMails(tx: DbOrTx, list: NewMail[]): Promise<MailEvent[]> {
+  const events: MailEvent[] = [];
+  const rows = list.map((m) => {
+    const queued = m.kind === 'notice' || m.excludedBy !== null || m.holdSeconds === 0;
+    const dueAt = m.receivedAt + (queued ? 0 : m.holdSeconds * 1000);
+    const state: MailState = queued ? 'queued' : 'held';
+    const base = { id: m.id, ownerId: m.ownerId, clientIp: m.clientIp, at: m.receivedAt };
+    events.push(
+      state === 'held'
+        ? { ...base, type: 'MailHeld', state, dueAt, subject: m.subject, recipients: m.recipients }
+        : { ...base, type: 'MailQueued', state, reason: m.kind === 'notice' ? 'notice' : 'excluded' },
+    );
+    return {
+      id: m.id,
+      kind: m.kind,
+      state,
+      ownerId: m.ownerId,
+      authUser: m.authUser,
+      clientIp: m.clientIp,
+      helo: m.helo,
+      mailFrom: m.mailFrom,
+      smtpUtf8: m.smtpUtf8,
+      body8bit: m.body8bit,
+      size: m.size,
+      contentId: m.contentId,
+      headers: m.headers,
+      subject: m.subject,
+      summary: m.summary,
+      bounceAllowed: m.bounceAllowed,
+      receivedAt: new Date(m.receivedAt),
+      dueAt: new Date(dueAt),
+      holdSeconds: queued ? 0 : m.holdSeconds,
+      excludedBy: m.excludedBy,
+      noticeFor: m.noticeFor ?? null,
+    };
+  });
+  await tx.insert(mails).values(rows);
+  await tx.insert(mailRecipients).values(list.flatMap((m) => m.recipients.map((address, seq) => ({ mailId: m.id, seq, address }))));
+  return events;
+}

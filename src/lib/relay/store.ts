@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
-import { and, eq, inArray, lt, sql } from 'drizzle-orm';
+import { and, eq, inArray, lt, sql, type SQL } from 'drizzle-orm';
 import { rows, type Db, type DbOrTx } from '../server/db/client.js';
 import { garbageBudget } from './gc.js';
 import { contentChunks, mails, outbox } from '../server/db/schema.js';
@@ -82,6 +82,20 @@ export class ContentSink extends Writable {
     this.#seq += pieces.length;
   }
 
+  /**
+   * What is still in memory, as rows for the transaction that commits the mail (none when the
+   * message was streamed to the database already).
+   */
+  takeRest(): { contentId: string; firstSeq: number; pieces: Buffer[] } {
+    if (this.#rows) return { contentId: this.contentId, firstSeq: this.#seq, pieces: [] };
+    const pieces = split(Buffer.concat(this.#pending));
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    const firstSeq = this.#seq;
+    this.#seq += pieces.length;
+    return { contentId: this.contentId, firstSeq, pieces };
+  }
+
   /** Forgets the message: nothing of it stays stored. */
   async discard(): Promise<void> {
     this.#pending = [];
@@ -146,9 +160,29 @@ export async function readContentBuffer(db: DbOrTx, contentId: string, maxBytes 
  * smaller and decoded natively on both sides; PGlite takes a binary COPY from a blob faster still.
  */
 async function insertRows(db: DbOrTx, contentId: string, firstSeq: number, pieces: Buffer[]): Promise<void> {
-  const values = pieces.map((p, i) => sql`(${contentId}, ${firstSeq + i}, decode(${p.toString('base64')}, 'base64'))`);
-  await db.execute(sql`insert into ${contentChunks} (content_id, seq, data) values ${sql.join(values, sql`, `)}`);
+  await insertContentRows(db, [{ contentId, firstSeq, pieces }]);
 }
+
+/** The rows of several messages, in as few statements as fit STATEMENT_BYTES each. */
+export async function insertContentRows(db: DbOrTx, items: Array<{ contentId: string; firstSeq: number; pieces: Buffer[] }>): Promise<void> {
+  let values: SQL[] = [];
+  let bytes = 0;
+  const flush = async () => {
+    if (values.length) await db.execute(sql`insert into ${contentChunks} (content_id, seq, data) values ${sql.join(values, sql`, `)}`);
+    values = [];
+    bytes = 0;
+  };
+  for (const { contentId, firstSeq, pieces } of items) {
+    for (let i = 0; i < pieces.length; i++) {
+      values.push(sql`(${contentId}, ${firstSeq + i}, decode(${pieces[i]!.toString('base64')}, 'base64'))`);
+      bytes += pieces[i]!.length;
+      if (bytes >= STATEMENT_BYTES) await flush();
+    }
+  }
+  await flush();
+}
+
+const STATEMENT_BYTES = 2 * 1024 * 1024;
 
 const COPY_SIGNATURE = Buffer.concat([Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'), Buffer.alloc(8)]);
 const COPY_TRAILER = Buffer.from([0xff, 0xff]);

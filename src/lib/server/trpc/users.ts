@@ -20,7 +20,14 @@ export const users = router({
 
   add: adminProcedure
     .input(z.object({ email: z.string().min(3).max(254), password: z.string().max(1024), isAdmin: z.boolean().default(false) }))
-    .mutation(({ ctx, input }) => domain(() => addUser(ctx.app.database.db, input.email, input.password, input.isAdmin))),
+    .mutation(({ ctx, input }) =>
+      domain(async () => {
+        const user = await addUser(ctx.app.database.db, input.email, input.password, input.isAdmin);
+        // Mail sent without AUTH from this address belongs to the new user from now on.
+        await ctx.app.relay.policy.refresh();
+        return user;
+      }),
+    ),
 
   /** A new password also ends the user's web sessions. */
   setPassword: adminProcedure.input(userId.extend({ password: z.string().max(1024) })).mutation(async ({ ctx, input }) => {
@@ -42,6 +49,7 @@ export const users = router({
   remove: adminProcedure.input(userId).mutation(async ({ ctx, input }) => {
     if (input.id === ctx.user.id) throw new TRPCError({ code: 'BAD_REQUEST', message: 'you cannot remove yourself' });
     if (!(await removeUser(ctx.app.database.db, input.id))) throw new TRPCError({ code: 'NOT_FOUND', message: 'no such user' });
+    await ctx.app.relay.policy.refresh();
     return { id: input.id };
   }),
 });
