@@ -1,13 +1,13 @@
 import { and, asc, eq, inArray, lt, lte, sql, type SQL } from 'drizzle-orm';
 import type { Logger } from 'pino';
-import type { Db, DbOrTx } from '../server/db/client.js';
+import { executePrepared, type Db, type DbOrTx } from '../server/db/client.js';
 import { contentChunks, mailRecipients, mails, type MailState, type MailSummary } from '../server/db/schema.js';
 import type { Clock } from './clock.js';
 import type { EventBus, MailEvent } from './events.js';
 import { nextAttemptAt } from './retry.js';
-import { insertContentRows } from './store.js';
 
 const MAX_GROUP_COMMIT = 200;
+const MAX_COMMITS_IN_FLIGHT = 3;
 
 export interface ContentRows {
   contentId: string;
@@ -149,7 +149,7 @@ export class MailStates {
   }
 
   #queue: Array<{ mail: NewMail; content: ContentRows; resolve: (e: MailEvent) => void; reject: (err: unknown) => void }> = [];
-  #committing = false;
+  #inFlight = 0;
 
   /**
    * Commits a mail received over SMTP, together with the rest of its content. Mails that arrive
@@ -166,41 +166,37 @@ export class MailStates {
   }
 
   async #drain(): Promise<void> {
-    if (this.#committing) return;
-    this.#committing = true;
-    try {
-      while (this.#queue.length) {
-        const batch = this.#queue.splice(0, MAX_GROUP_COMMIT);
-        try {
-          const events = await this.#commit(batch);
-          batch.forEach((b, i) => b.resolve(events[i]!));
-          this.#emit(events);
-        } catch (err) {
-          if (batch.length === 1) {
-            batch[0]!.reject(err);
-            continue;
-          }
-          for (const b of batch) {
-            try {
-              const [event] = await this.#commit([b]);
-              b.resolve(event!);
-              this.#emit([event!]);
-            } catch (own) {
-              b.reject(own);
-            }
-          }
-        }
-      }
-    } finally {
-      this.#committing = false;
+    // A few commits may be in flight at once (PostgreSQL flushes their WAL together); each takes
+    // whatever has queued up by the time it starts.
+    while (this.#queue.length && this.#inFlight < MAX_COMMITS_IN_FLIGHT) {
+      const batch = this.#queue.splice(0, MAX_GROUP_COMMIT);
+      this.#inFlight++;
+      void this.#commitBatch(batch).finally(() => {
+        this.#inFlight--;
+        void this.#drain();
+      });
     }
   }
 
-  #commit(batch: Array<{ mail: NewMail; content: ContentRows }>): Promise<MailEvent[]> {
-    return this.#d.db.transaction(async (tx) => {
-      await insertContentRows(tx, batch.map((b) => b.content).filter((c) => c.pieces.length > 0));
-      return insertMails(tx, batch.map((b) => b.mail));
-    });
+  async #commitBatch(batch: Array<{ mail: NewMail; content: ContentRows; resolve: (e: MailEvent) => void; reject: (err: unknown) => void }>): Promise<void> {
+    try {
+      const started = performance.now();
+      const events = await insertMails(this.#d.db, batch.map((b) => b.mail), batch.map((b) => b.content), { prepared: true });
+      this.#d.log.debug({ mails: batch.length, ms: Math.round((performance.now() - started) * 10) / 10 }, 'group commit');
+      batch.forEach((b, i) => b.resolve(events[i]!));
+      this.#emit(events);
+    } catch (err) {
+      if (batch.length === 1) return batch[0]!.reject(err);
+      for (const b of batch) {
+        try {
+          const [event] = await insertMails(this.#d.db, [b.mail], [b.content], { prepared: true });
+          b.resolve(event!);
+          this.#emit([event!]);
+        } catch (own) {
+          b.reject(own);
+        }
+      }
+    }
   }
 
   /** Inserts a new mail (its content is already stored or written by `beforeCommit`). */
@@ -478,10 +474,14 @@ export async function insertMail(tx: DbOrTx, m: NewMail): Promise<MailEvent> {
   return event!;
 }
 
-/** Several new mails in one go: one statement for the mails, one for their recipients. */
-export async function insertMails(tx: DbOrTx, list: NewMail[]): Promise<MailEvent[]> {
+/**
+ * Several new mails in one statement: the mails, their recipients and the content rows given,
+ * each set as one JSON parameter. One statement is one round trip and, outside a transaction,
+ * one atomic commit; its text never changes, so the server plans it once.
+ */
+export async function insertMails(tx: DbOrTx, list: NewMail[], contents: ContentRows[] = [], opts: { prepared?: boolean } = {}): Promise<MailEvent[]> {
   const events: MailEvent[] = [];
-  const rows = list.map((m) => {
+  const mailRows = list.map((m) => {
     const queued = m.kind === 'notice' || m.excludedBy !== null || m.holdSeconds === 0;
     const dueAt = m.receivedAt + (queued ? 0 : m.holdSeconds * 1000);
     const state: MailState = queued ? 'queued' : 'held';
@@ -495,27 +495,56 @@ export async function insertMails(tx: DbOrTx, list: NewMail[]): Promise<MailEven
       id: m.id,
       kind: m.kind,
       state,
-      ownerId: m.ownerId,
-      authUser: m.authUser,
-      clientIp: m.clientIp,
+      owner_id: m.ownerId,
+      auth_user: m.authUser,
+      client_ip: m.clientIp,
       helo: m.helo,
-      mailFrom: m.mailFrom,
-      smtpUtf8: m.smtpUtf8,
-      body8bit: m.body8bit,
+      mail_from: m.mailFrom,
+      smtp_utf8: m.smtpUtf8,
+      body_8bit: m.body8bit,
       size: m.size,
-      contentId: m.contentId,
-      headers: m.headers,
+      content_id: m.contentId,
+      headers: m.headers.toString('base64'),
       subject: m.subject,
       summary: m.summary,
-      bounceAllowed: m.bounceAllowed,
-      receivedAt: new Date(m.receivedAt),
-      dueAt: new Date(dueAt),
-      holdSeconds: queued ? 0 : m.holdSeconds,
-      excludedBy: m.excludedBy,
-      noticeFor: m.noticeFor ?? null,
+      bounce_allowed: m.bounceAllowed,
+      received_at: new Date(m.receivedAt).toISOString(),
+      due_at: new Date(dueAt).toISOString(),
+      hold_seconds: queued ? 0 : m.holdSeconds,
+      excluded_by: m.excludedBy,
+      notice_for: m.noticeFor ?? null,
     };
   });
-  await tx.insert(mails).values(rows);
-  await tx.insert(mailRecipients).values(list.flatMap((m) => m.recipients.map((address, seq) => ({ mailId: m.id, seq, address }))));
+  const recipientRows = list.flatMap((m) => m.recipients.map((address, seq) => ({ mail_id: m.id, seq, address })));
+  const contentRows = contents.flatMap((c) => c.pieces.map((p, i) => ({ content_id: c.contentId, seq: c.firstSeq + i, data: p.toString('base64') })));
+  const params = [JSON.stringify(mailRows), JSON.stringify(recipientRows), JSON.stringify(contentRows)];
+  if (opts.prepared) {
+    await executePrepared(tx as Db, INSERT_MAILS, params);
+  } else {
+    const [a, b, c, d] = INSERT_MAILS.split(/\$[123]/) as [string, string, string, string];
+    await tx.execute(sql.join([sql.raw(a), sql`${params[0]}`, sql.raw(b), sql`${params[1]}`, sql.raw(c), sql`${params[2]}`, sql.raw(d)], sql.raw('')));
+  }
   return events;
 }
+
+const INSERT_MAILS = `
+    with m as (
+      insert into mails (id, kind, state, owner_id, auth_user, client_ip, helo, mail_from, smtp_utf8, body_8bit, size, content_id,
+                         headers, subject, summary, bounce_allowed, received_at, due_at, hold_seconds, excluded_by, notice_for)
+      select id, kind, state, owner_id, auth_user, client_ip, helo, mail_from, smtp_utf8, body_8bit, size, content_id,
+             decode(headers, 'base64'), subject, summary, bounce_allowed, received_at, due_at, hold_seconds, excluded_by, notice_for
+      from jsonb_to_recordset($1::jsonb) as x(
+        id uuid, kind text, state text, owner_id integer, auth_user text, client_ip text, helo text, mail_from text, smtp_utf8 boolean,
+        body_8bit boolean, size bigint, content_id uuid, headers text, subject text, summary jsonb, bounce_allowed boolean,
+        received_at timestamptz, due_at timestamptz, hold_seconds integer, excluded_by text, notice_for uuid)
+      returning 1
+    ), r as (
+      insert into mail_recipients (mail_id, seq, address)
+      select mail_id, seq, address from jsonb_to_recordset($2::jsonb) as x(mail_id uuid, seq integer, address text)
+      returning 1
+    ), c as (
+      insert into content_chunks (content_id, seq, data)
+      select content_id, seq, decode(data, 'base64') from jsonb_to_recordset($3::jsonb) as x(content_id uuid, seq integer, data text)
+      returning 1
+    )
+    select (select count(*) from m) as mails, (select count(*) from r) as recipients, (select count(*) from c) as chunks`;

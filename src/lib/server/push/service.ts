@@ -4,7 +4,7 @@ import type { MailApi } from '../../relay/api.js';
 import { systemClock, type Clock, type Timer } from '../../relay/clock.js';
 import type { EventBus, MailEvent, MailHeld } from '../../relay/events.js';
 import type { MailState } from '../db/schema.js';
-import { users } from '../db/schema.js';
+import { pushSubscriptions, users } from '../db/schema.js';
 import type { Db } from '../db/client.js';
 import { mailUrl, type HeldMessage, type LeftMessage, type PushMessage } from '../../push/message.js';
 import type { ResultKey } from '../../push/texts.js';
@@ -20,6 +20,8 @@ import { loadVapidKeys, type VapidKeys } from './vapid.js';
  * hanging push service cannot delay a release. Tasks of one mail run in order (the push that
  * says "Discarded" must not overtake the one that said "Held"). Retries wait on the clock.
  */
+const AUDIENCE_TTL_MS = 5000;
+
 export interface PushServiceOptions extends EndpointPolicy {
   db: Db;
   api: MailApi;
@@ -85,6 +87,7 @@ export class PushService {
     this.#log = o.log.child({ c: 'push' });
     this.publicKey = vapid.publicKey;
     this.subscriptions = new SubscriptionStore(o.db, o);
+    this.subscriptions.onChange = () => (this.#audience = undefined);
     this.tokens = new ActionTokens(o.tokenKey, () => this.#clock.now());
     this.#sender = new PushSender({ vapid, subject: o.subject, timeoutMs: o.timeoutMs, ca: o.ca, allowLoopback: o.allowLoopback });
   }
@@ -199,10 +202,28 @@ export class PushService {
     }
   }
 
+  /**
+   * Who has a device at all, and who the admins are: read at most every few seconds, and again
+   * after a device subscribes here. Most mail belongs to people without a device; their mail then
+   * costs no database query on the intake path.
+   */
+  #audience: { at: number; subscribers: Set<number>; admins: number[] } | undefined;
+
+  async #who(): Promise<{ subscribers: Set<number>; admins: number[] }> {
+    const now = Date.now();
+    if (this.#audience && now - this.#audience.at < AUDIENCE_TTL_MS) return this.#audience;
+    const [subs, admins] = await Promise.all([
+      this.#o.db.selectDistinct({ userId: pushSubscriptions.userId }).from(pushSubscriptions),
+      this.#o.db.select({ id: users.id }).from(users).where(eq(users.isAdmin, true)),
+    ]);
+    this.#audience = { at: now, subscribers: new Set(subs.map((r) => r.userId)), admins: admins.map((a) => a.id) };
+    return this.#audience;
+  }
+
   async #recipientsOf(ownerId: number | null): Promise<Subscription[]> {
-    if (ownerId !== null) return this.subscriptions.forUser(ownerId);
-    const admins = await this.#o.db.select({ id: users.id }).from(users).where(eq(users.isAdmin, true));
-    return (await Promise.all(admins.map((a) => this.subscriptions.forUser(a.id)))).flat();
+    const who = await this.#who();
+    const ids = (ownerId !== null ? [ownerId] : who.admins).filter((id) => who.subscribers.has(id));
+    return (await Promise.all(ids.map((id) => this.subscriptions.forUser(id)))).flat();
   }
 
   async #held(e: MailHeld, entry: Pushed): Promise<void> {

@@ -40,6 +40,8 @@ function keyBytes(value: string, what: string, length: number): void {
 export class SubscriptionStore {
   readonly #db: DbOrTx;
   readonly #policy: EndpointPolicy;
+  /** Called after every change, so that caches of who has a device can be dropped. */
+  onChange: () => void = () => {};
 
   constructor(db: DbOrTx, policy: EndpointPolicy = {}) {
     this.#db = db;
@@ -65,6 +67,7 @@ export class SubscriptionStore {
         set: { userId, p256dh: sub.keys.p256dh, auth: sub.keys.auth, label, failures: 0, createdAt: sql`now()` },
       })
       .returning({ id: pushSubscriptions.id });
+    this.onChange();
     return row!.id;
   }
 
