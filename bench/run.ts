@@ -16,10 +16,11 @@
  * Prints a table of medians and writes every figure of every run, with the machine, to
  * bench-results/latest.json. BENCH_CPU_PROF=<dir> makes each server write a V8 CPU profile.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { root } from '../test/helpers/server.js';
+import { buildEntry, root } from '../test/helpers/server.js';
 import { bigMail } from './big-mail.js';
 import { intake } from './intake.js';
 import { latency } from './latency.js';
@@ -55,6 +56,15 @@ const results: Record<string, Record<string, Outcome[]>> = {};
 
 ensureBuild();
 const startedAt = new Date();
+/** What was measured: the commit, whether src/ had uncommitted changes, when build/ was made. */
+const git = (...args: string[]) => {
+  try {
+    return execFileSync('git', args, { cwd: root, encoding: 'utf8' }).trim();
+  } catch {
+    return 'unknown';
+  }
+};
+const code = { commit: git('rev-parse', '--short', 'HEAD'), srcChanged: git('status', '--porcelain', '--', 'src') !== '', built: statSync(buildEntry).mtime.toISOString() };
 for (let run = 1; run <= runs; run++) {
   for (const bench of chosen) {
     for (const db of dbs) {
@@ -125,5 +135,5 @@ const machine = {
 };
 const outDir = path.join(root, 'bench-results');
 mkdirSync(outDir, { recursive: true });
-writeFileSync(path.join(outDir, 'latest.json'), `${JSON.stringify({ machine, runs, dbs, medians, results }, null, 2)}\n`);
+writeFileSync(path.join(outDir, 'latest.json'), `${JSON.stringify({ machine, code, runs, dbs, medians, results }, null, 2)}\n`);
 console.log(`\nfigures: bench-results/latest.json (${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, node ${machine.node})`);
