@@ -31,7 +31,9 @@ export class SmtpDelivery implements Delivery {
   constructor(url: URL, opts: { timeouts?: UpstreamTimeouts; maxConnections?: number; heloName?: string; auth?: { user: string; pass: string } } = {}) {
     this.#transport = nodemailer.createTransport({
       pool: true,
-      maxConnections: opts.maxConnections ?? 5,
+      // Enough parallel sessions to release a burst of held mail quickly, few enough for any
+      // upstream's per-client connection limit.
+      maxConnections: opts.maxConnections ?? 10,
       maxMessages: 100,
       ...upstreamOptions(url, opts.timeouts, opts.heloName),
       ...(opts.auth ? { auth: opts.auth } : {}),

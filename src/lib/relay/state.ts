@@ -368,13 +368,9 @@ export class MailStates {
     const now = this.#now();
     const events: MailEvent[] = [];
     const state = await this.#d.db.transaction(async (tx) => {
-      const [current] = await tx
-        .select({ id: mails.id })
-        .from(mails)
-        .where(and(eq(mails.id, claim.id), eq(mails.state, 'sending'), eq(mails.fence, claim.fence)))
-        .for('update');
-      if (!current) throw new LeaseLostError(claim.id);
-
+      // The final UPDATE of the mail row checks the fence; if another worker took the mail over
+      // meanwhile, it finds nothing and everything written here is rolled back.
+      const ours = and(eq(mails.id, claim.id), eq(mails.state, 'sending'), eq(mails.fence, claim.fence));
       const deferred = outcomes.filter((o) => o.result === 'deferred');
       const next = deferred.length ? nextAttemptAt(claim.attempts, claim.firstAttemptAt.getTime(), now.getTime(), this.#d.retryWindowSeconds) : undefined;
       const finalOutcomes = outcomes.map((o) =>
@@ -406,10 +402,12 @@ export class MailStates {
 
       const base = { id: claim.id, ownerId: claim.ownerId, clientIp: claim.clientIp, at: now.getTime() };
       if (count('pending') > 0 && next !== undefined) {
-        await tx
+        const moved = await tx
           .update(mails)
           .set({ state: 'deferred', dueAt: new Date(next), lastReply, leaseOwner: null, leaseUntil: null })
-          .where(eq(mails.id, claim.id));
+          .where(ours)
+          .returning({ id: mails.id });
+        if (moved.length === 0) throw new LeaseLostError(claim.id);
         events.unshift({ ...base, type: 'MailDeferred', state: 'deferred', dueAt: next, reply: lastReply ?? '' });
         return 'deferred' as const;
       }
@@ -417,8 +415,9 @@ export class MailStates {
       const [row] = await tx
         .update(mails)
         .set({ state: final, finishedAt: now, lastReply, leaseOwner: null, leaseUntil: null, contentId: null })
-        .where(eq(mails.id, claim.id))
+        .where(ours)
         .returning({ id: mails.id });
+      if (!row) throw new LeaseLostError(claim.id);
       if (final === 'sent' && extras.beforeCommit) await extras.beforeCommit(tx);
       if (row && claim.contentId && !extras.keepContent) await tx.delete(contentChunks).where(eq(contentChunks.contentId, claim.contentId));
       if (final === 'sent') events.unshift({ ...base, type: 'MailSent', state: 'sent' });

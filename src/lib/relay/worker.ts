@@ -44,7 +44,7 @@ export class Worker {
   #lastHousekeeping = 0;
 
   constructor(opts: WorkerOptions) {
-    this.#o = { concurrency: 16, leaseMs: 120_000, sweepMs: 5_000, ...opts };
+    this.#o = { concurrency: 32, leaseMs: 120_000, sweepMs: 5_000, ...opts };
   }
 
   start(): void {
