@@ -30,7 +30,10 @@ export const bigMail: Benchmark = {
   ],
   async run(db) {
     const sink = await startSink();
-    const target = await openTarget(db, { HOLD_SECONDS: '30', UPSTREAM_URL: sink.url });
+    const target = await openTarget(db, { HOLD_SECONDS: '30', UPSTREAM_URL: sink.url }).catch(async (err) => {
+      await sink.close();
+      throw err;
+    });
     try {
       const pid = target.server.child.pid!;
       await new Promise((r) => setTimeout(r, 1000)); // let start-up settle

@@ -28,7 +28,8 @@ export const intake: Benchmark = {
   name: 'intake',
   metrics: SESSIONS.flatMap((s) => [
     { key: `ratio${s}`, label: `Intake vs Postfix, ${s} sessions`, target: '≥ 1.0×', unit: '×', pass: atLeast(1.0) },
-    { key: `mailhold${s}`, label: `  mailhold msg/s (Postfix: see JSON), ${s} sessions`, target: '', unit: 'msg/s', pass: () => true },
+    { key: `mailhold${s}`, label: `  mailhold, ${s} sessions`, target: '', unit: 'msg/s', pass: () => true },
+    { key: `postfix${s}`, label: `  Postfix (same run), ${s} sessions`, target: '', unit: 'msg/s', pass: () => true },
   ]),
   async run(db) {
     const target = await openTarget(db, { HOLD_SECONDS: '600' });

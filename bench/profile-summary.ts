@@ -9,6 +9,7 @@ import path from 'node:path';
 
 interface Node {
   id: number;
+  children?: number[];
   callFrame: { functionName: string; url: string; lineNumber: number };
   hitCount?: number;
 }
@@ -56,4 +57,24 @@ for (const file of files) {
   for (const [k, v] of [...pkg].sort((a, b) => b[1] - a[1]).slice(0, 12)) console.log(`  ${pct(v)}  ${k}`);
   console.log('  top functions (self):');
   for (const [k, v] of [...fn].sort((a, b) => b[1] - a[1]).slice(0, Number(topArg))) console.log(`  ${pct(v)}  ${k}`);
+  // Where the top three native functions are called from (a few frames up, within mailhold or a package).
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const label = (n: Node) => `${n.callFrame.functionName || '(anonymous)'}${n.callFrame.url ? ` ${n.callFrame.url.replace(/^.*\/(node_modules|build)\//, '$1/')}:${n.callFrame.lineNumber + 1}` : ''}`;
+  for (const [k] of [...fn].sort((a, b) => b[1] - a[1]).slice(0, 3)) {
+    const stacks = new Map<string, number>();
+    for (const [id, us] of self) {
+      const n = byId.get(id)!;
+      if (!k.startsWith(n.callFrame.functionName || '(anonymous)')) continue;
+      const chain: string[] = [];
+      for (let up = parent.get(id); up !== undefined && chain.length < 6; up = parent.get(up)) {
+        const f = byId.get(up)!;
+        if (f.callFrame.url && !f.callFrame.url.startsWith('node:')) chain.push(label(f));
+      }
+      const key = chain.slice(0, 3).join(' < ') || '(no JS caller)';
+      stacks.set(key, (stacks.get(key) ?? 0) + us);
+    }
+    console.log(`  ${k} is called from:`);
+    for (const [c, v] of [...stacks].sort((a, b) => b[1] - a[1]).slice(0, 3)) console.log(`    ${pct(v)}  ${c}`);
+  }
 }

@@ -30,7 +30,10 @@ export const release: Benchmark = {
   ],
   async run(db) {
     const sink = await startSink();
-    const target = await openTarget(db, { HOLD_SECONDS: '30', UPSTREAM_URL: sink.url });
+    const target = await openTarget(db, { HOLD_SECONDS: '30', UPSTREAM_URL: sink.url }).catch(async (err) => {
+      await sink.close();
+      throw err;
+    });
     try {
       const port = target.server.smtpPort;
       const many = await sendBulk(port, MANY, 20, 'release');

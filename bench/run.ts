@@ -137,3 +137,5 @@ const outDir = path.join(root, 'bench-results');
 mkdirSync(outDir, { recursive: true });
 writeFileSync(path.join(outDir, 'latest.json'), `${JSON.stringify({ machine, code, runs, dbs, medians, results }, null, 2)}\n`);
 console.log(`\nfigures: bench-results/latest.json (${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, node ${machine.node})`);
+// A helper process or socket a failed benchmark left behind must not keep the harness alive.
+process.exit(0);

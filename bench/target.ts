@@ -31,7 +31,10 @@ export async function openTarget(db: DbKind, env: Record<string, string>): Promi
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'mailhold-bench-'));
   const fullEnv: Record<string, string> = { LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info', ...env };
   // BENCH_CPU_PROF=<dir>: every server writes a V8 CPU profile there when it stops.
-  if (process.env.BENCH_CPU_PROF) fullEnv.NODE_OPTIONS = `--cpu-prof --cpu-prof-dir=${path.resolve(process.env.BENCH_CPU_PROF)}`;
+  if (process.env.BENCH_CPU_PROF) {
+    fullEnv.NODE_OPTIONS = `--import=${path.join(import.meta.dirname, 'cpu-prof.mjs')}`;
+    fullEnv.BENCH_CPU_PROF_DIR = path.resolve(process.env.BENCH_CPU_PROF);
+  }
   let drop = async () => {};
   if (db === 'postgres') {
     const name = `mailhold_bench_${randomBytes(6).toString('hex')}`;
