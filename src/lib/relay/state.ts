@@ -1,6 +1,6 @@
 import { and, asc, eq, inArray, lt, lte, sql, type SQL } from 'drizzle-orm';
 import type { Logger } from 'pino';
-import { executePrepared, type Db, type DbOrTx } from '../server/db/client.js';
+import { executePrepared, rows, type Db, type DbOrTx } from '../server/db/client.js';
 import { contentChunks, mailRecipients, mails, type MailState, type MailSummary } from '../server/db/schema.js';
 import type { Clock } from './clock.js';
 import type { EventBus, MailEvent } from './events.js';
@@ -426,6 +426,70 @@ export class MailStates {
     });
     this.#emit(events);
     return state;
+  }
+
+  #sentQueue: Array<{ claim: Claim; reply: string; resolve: () => void; reject: (err: unknown) => void }> = [];
+  #finishing = 0;
+
+  /**
+   * The common end of a delivery, every recipient accepted, recorded for many mails in one
+   * statement (like the group commit at intake): each mail's row is checked against its fence,
+   * its pending recipients marked sent and its content deleted. A mail whose lease was lost is
+   * left alone and reported with LeaseLostError.
+   */
+  finishSent(claim: Claim, reply: string): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#sentQueue.push({ claim, reply, resolve, reject });
+      this.#drainSent();
+    });
+  }
+
+  #drainSent(): void {
+    while (this.#sentQueue.length && this.#finishing < MAX_COMMITS_IN_FLIGHT) {
+      const batch = this.#sentQueue.splice(0, MAX_GROUP_COMMIT);
+      this.#finishing++;
+      void this.#finishSentBatch(batch).finally(() => {
+        this.#finishing--;
+        this.#drainSent();
+      });
+    }
+  }
+
+  async #finishSentBatch(batch: Array<{ claim: Claim; reply: string; resolve: () => void; reject: (err: unknown) => void }>): Promise<void> {
+    const now = this.#now();
+    const list = batch.map((b) => ({ id: b.claim.id, fence: b.claim.fence, content_id: b.claim.contentId, reply: b.reply }));
+    try {
+      const done = await rows<{ id: string }>(
+        this.#d.db,
+        sql`with x as (
+              select * from jsonb_to_recordset(${JSON.stringify(list)}::jsonb) as x(id uuid, fence integer, content_id uuid, reply text)
+            ), done as (
+              update ${mails} m set state = 'sent', finished_at = ${now.toISOString()}::timestamptz, last_reply = x.reply,
+                     lease_owner = null, lease_until = null, content_id = null
+              from x where m.id = x.id and m.state = 'sending' and m.fence = x.fence
+              returning m.id
+            ), r as (
+              update ${mailRecipients} r set state = 'sent', reply = x.reply, updated_at = ${now.toISOString()}::timestamptz
+              from x where r.mail_id = x.id and r.state = 'pending' and r.mail_id in (select id from done)
+              returning 1
+            ), c as (
+              delete from ${contentChunks} where content_id in (select x.content_id from x where x.id in (select id from done))
+              returning 1
+            )
+            select id::text as id from done`,
+      );
+      const ok = new Set(done.map((d) => d.id));
+      const events: MailEvent[] = [];
+      for (const b of batch) {
+        if (ok.has(b.claim.id)) {
+          events.push({ type: 'MailSent', id: b.claim.id, ownerId: b.claim.ownerId, clientIp: b.claim.clientIp, state: 'sent', at: now.getTime() });
+          b.resolve();
+        } else b.reject(new LeaseLostError(b.claim.id));
+      }
+      this.#emit(events);
+    } catch (err) {
+      for (const b of batch) b.reject(err);
+    }
   }
 
   /** Mails whose worker died (its lease ran out) go back to the queue, due now. */

@@ -42,6 +42,8 @@ export class Worker {
   #again = false;
   #stopped = true;
   #lastHousekeeping = 0;
+  /** Alerts raised by an earlier run or process are cleared by the first good delivery. */
+  #alertsMayBeUp = true;
 
   constructor(opts: WorkerOptions) {
     this.#o = { concurrency: 32, leaseMs: 120_000, sweepMs: 5_000, ...opts };
@@ -118,11 +120,18 @@ export class Worker {
       const { outcomes, alerts } = await delivery.send(claim, readContent(db, claim.contentId));
       const now = new Date(clock.now());
       for (const a of alerts) await raiseAlert(db, a.kind, a.message, now).catch(() => {});
-      if (alerts.length === 0 && outcomes.some((o) => o.result === 'sent')) {
+      if (alerts.length) this.#alertsMayBeUp = true;
+      else if (this.#alertsMayBeUp && outcomes.some((o) => o.result === 'sent')) {
+        // The upstream works again: its alerts go. Only after an alert, not on every delivery.
+        this.#alertsMayBeUp = false;
         await clearAlert(db, 'upstream_auth').catch(() => {});
         await clearAlert(db, 'upstream_tls').catch(() => {});
       }
       const toOutbox = delivery.kind === 'outbox';
+      if (!toOutbox && outcomes.every((o) => o.result === 'sent')) {
+        await states.finishSent(claim, outcomes[0]?.reply ?? '');
+        return;
+      }
       const state = await states.finish(claim, outcomes, {
         keepContent: toOutbox,
         beforeCommit: toOutbox ? (tx) => this.#intoOutbox(tx, claim, now) : undefined,
