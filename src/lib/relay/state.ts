@@ -8,6 +8,8 @@ import { nextAttemptAt } from './retry.js';
 
 const MAX_GROUP_COMMIT = 200;
 const MAX_COMMITS_IN_FLIGHT = 3;
+/** Messages up to this size are read together with their claim. */
+const PRELOAD_BYTES = 256 * 1024;
 
 export interface ContentRows {
   contentId: string;
@@ -92,6 +94,8 @@ export interface Claim {
   attempts: number;
   firstAttemptAt: Date;
   recipients: Array<{ seq: number; address: string }>;
+  /** The whole message, read with the claim when it is small (saves a query per delivery). */
+  content?: Buffer[];
 }
 
 export interface RecipientOutcome {
@@ -345,8 +349,32 @@ export class MailStates {
         }),
       );
     });
+    await this.#preload(claimed);
     this.#emit(claimed.map((c) => ({ type: 'MailSending' as const, id: c.id, ownerId: c.ownerId, clientIp: c.clientIp, state: 'sending' as const, at: now.getTime() })));
     return claimed;
+  }
+
+  /** Reads the content of the small mails of a claim in one query (a big one streams later). */
+  async #preload(claimed: Claim[]): Promise<void> {
+    const small = claimed.filter((c) => c.contentId && c.size <= PRELOAD_BYTES);
+    if (small.length === 0) return;
+    const ids = small.map((c) => c.contentId!);
+    const found = await rows<{ content_id: string; seq: number; data: string }>(
+      this.#d.db,
+      sql`select content_id::text as content_id, seq, encode(data, 'base64') as data from ${contentChunks}
+          where content_id in (select jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb)::uuid) order by content_id, seq`,
+    );
+    const byId = new Map<string, Buffer[]>();
+    for (const row of found) {
+      const list = byId.get(row.content_id) ?? [];
+      list.push(Buffer.from(row.data, 'base64'));
+      byId.set(row.content_id, list);
+    }
+    for (const c of small) {
+      const parts = byId.get(c.contentId!);
+      // Only a complete message is used; anything odd falls back to reading it while sending.
+      if (parts && parts.reduce((n, p) => n + p.length, 0) === c.size) c.content = parts;
+    }
   }
 
   /** Extends a lease during a long delivery; false when the lease is no longer ours. */

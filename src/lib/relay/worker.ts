@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Db, DbOrTx } from '../server/db/client.js';
 import { outbox } from '../server/db/schema.js';
@@ -117,7 +118,8 @@ export class Worker {
     renew.unref();
     try {
       if (!claim.contentId) throw new Error('the content of this mail is gone');
-      const { outcomes, alerts } = await delivery.send(claim, readContent(db, claim.contentId));
+      const content = claim.content ? Readable.from(claim.content, { objectMode: false }) : readContent(db, claim.contentId);
+      const { outcomes, alerts } = await delivery.send(claim, content);
       const now = new Date(clock.now());
       for (const a of alerts) await raiseAlert(db, a.kind, a.message, now).catch(() => {});
       if (alerts.length) this.#alertsMayBeUp = true;
