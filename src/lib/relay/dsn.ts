@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import MimeNode from 'nodemailer/lib/mime-node';
 import type { MailSummary } from '../server/db/schema.js';
-import type { NewMail } from './state.js';
+import type { ContentRows, NewMail } from './state.js';
+import { contentRows } from './store.js';
 import { sanitizeText } from './header-text.js';
 
 /**
@@ -98,8 +99,9 @@ export async function buildReport(input: ReportInput): Promise<Buffer> {
   return root.build();
 }
 
-/** A report as a new mail: queued at once, never held, never answered with another report. */
-export function noticeMail(input: ReportInput, raw: Buffer, contentId: string, ownerId: number | null): NewMail {
+/** A report as a new mail with its content: queued at once, never held, never answered with another report. */
+export function noticeMail(input: ReportInput, raw: Buffer, ownerId: number | null): { mail: NewMail; content: ContentRows } {
+  const contentId = randomUUID();
   const summary: MailSummary = {
     from: [{ name: 'Mail Delivery System', address: `MAILER-DAEMON@${input.reportingMta}` }],
     to: [{ name: '', address: input.to }],
@@ -109,7 +111,7 @@ export function noticeMail(input: ReportInput, raw: Buffer, contentId: string, o
     attachments: [],
   };
   const headEnd = raw.indexOf('\r\n\r\n');
-  return {
+  const mail: NewMail = {
     id: randomUUID(),
     kind: 'notice',
     ownerId,
@@ -131,4 +133,5 @@ export function noticeMail(input: ReportInput, raw: Buffer, contentId: string, o
     excludedBy: null,
     noticeFor: /^[0-9a-f-]{36}$/i.test(input.originalId) ? input.originalId : null,
   };
+  return { mail, content: contentRows(contentId, raw) };
 }

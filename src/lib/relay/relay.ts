@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -17,7 +16,6 @@ import { Intake, type SessionUser } from './intake.js';
 import { PassThroughDelivery } from './pass-through.js';
 import { Policy } from './policy.js';
 import { MailStates } from './state.js';
-import { storeContent } from './store.js';
 import { ServerTls } from './tls.js';
 import { tlsModeOf, type UpstreamTimeouts } from './upstream.js';
 import { Worker } from './worker.js';
@@ -199,9 +197,8 @@ export class Relay {
       reason: 'too_big' as const,
       now,
     };
-    const raw = await buildReport(input);
-    const contentId = randomUUID();
-    const stored = await this.states.accept(noticeMail(input, raw, contentId, info.user.id), (tx) => storeContent(tx, raw, contentId).then(() => {}));
+    const notice = noticeMail(input, await buildReport(input), info.user.id);
+    const stored = await this.states.submit(notice.mail, notice.content);
     this.worker?.notify(stored.dueAt);
   }
 }

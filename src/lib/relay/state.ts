@@ -110,7 +110,7 @@ export interface FinishExtras {
   /** More work in the same transaction (the outbox entry). */
   beforeCommit?: (tx: DbOrTx) => Promise<void>;
   /** Writes the error mail for recipients that failed in this attempt, in the same transaction. */
-  notice?: (tx: DbOrTx, failed: Array<{ address: string; reply: string }>) => Promise<NewMail | null>;
+  notice?: (failed: Array<{ address: string; reply: string }>) => Promise<{ mail: NewMail; content: ContentRows } | null>;
 }
 
 export class LeaseLostError extends Error {
@@ -201,16 +201,6 @@ export class MailStates {
         }
       }
     }
-  }
-
-  /** Inserts a new mail (its content is already stored or written by `beforeCommit`). */
-  async accept(mail: NewMail, beforeCommit?: (tx: DbOrTx) => Promise<void>): Promise<{ id: string; state: MailState; dueAt: number }> {
-    const event = await this.#d.db.transaction(async (tx) => {
-      if (beforeCommit) await beforeCommit(tx);
-      return insertMail(tx, mail);
-    });
-    this.#emit([event]);
-    return { id: mail.id, state: event.state, dueAt: 'dueAt' in event ? event.dueAt : mail.receivedAt };
   }
 
   async discard(id: string, scope: Scope, actor: Actor): Promise<ActionResult> {
@@ -422,10 +412,9 @@ export class MailStates {
       const failedNow = finalOutcomes.filter((o) => o.result === 'failed');
       if (failedNow.length && extras.notice) {
         const notice = await extras.notice(
-          tx,
           failedNow.map((o) => ({ address: claim.recipients.find((r) => r.seq === o.seq)?.address ?? '', reply: o.reply })),
         );
-        if (notice) events.push(await insertMail(tx, notice));
+        if (notice) events.push(...(await insertMails(tx, [notice.mail], [notice.content])));
       }
 
       const base = { id: claim.id, ownerId: claim.ownerId, clientIp: claim.clientIp, at: now.getTime() };
@@ -557,12 +546,6 @@ export function scopeWhere(scope: Scope): SQL | undefined {
   if (scope.kind === 'user') return eq(mails.ownerId, scope.userId);
   if (scope.kind === 'ip') return eq(mails.clientIp, scope.ip);
   return undefined;
-}
-
-/** The first state of a new mail, with its recipients, in the caller's transaction. */
-export async function insertMail(tx: DbOrTx, m: NewMail): Promise<MailEvent> {
-  const [event] = await insertMails(tx, [m]);
-  return event!;
 }
 
 /**

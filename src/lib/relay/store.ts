@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
-import { and, eq, inArray, lt, sql, type SQL } from 'drizzle-orm';
+import { and, eq, inArray, lt, sql } from 'drizzle-orm';
 import { rows, type Db, type DbOrTx } from '../server/db/client.js';
 import { garbageBudget } from './gc.js';
 import { contentChunks, mails, outbox } from '../server/db/schema.js';
@@ -72,16 +72,6 @@ export class ContentSink extends Writable {
     this.#budget(data.length);
   }
 
-  /** Writes what is still in memory, inside the transaction that commits the mail. */
-  async commitRest(tx: DbOrTx): Promise<void> {
-    if (this.#rows) return;
-    const pieces = split(Buffer.concat(this.#pending));
-    this.#pending = [];
-    this.#pendingBytes = 0;
-    await insertRows(tx, this.contentId, this.#seq, pieces);
-    this.#seq += pieces.length;
-  }
-
   /**
    * What is still in memory, as rows for the transaction that commits the mail (none when the
    * message was streamed to the database already).
@@ -112,11 +102,9 @@ function split(data: Buffer): Buffer[] {
   return out.length ? out : [data];
 }
 
-/** Stores a whole message held in memory (error mails mailhold writes itself). */
-export async function storeContent(tx: DbOrTx, data: Buffer, contentId: string = randomUUID()): Promise<string> {
-  const pieces = split(data);
-  for (let i = 0; i < pieces.length; i += ROWS_PER_BATCH) await insertRows(tx, contentId, i, pieces.slice(i, i + ROWS_PER_BATCH));
-  return contentId;
+/** A whole message held in memory (an error mail mailhold writes) as rows for insertMails(). */
+export function contentRows(contentId: string, data: Buffer): { contentId: string; firstSeq: number; pieces: Buffer[] } {
+  return { contentId, firstSeq: 0, pieces: split(data) };
 }
 
 /** The message as a stream, read a batch at a time so that memory stays flat for any size. */
@@ -159,31 +147,6 @@ export async function readContentBuffer(db: DbOrTx, contentId: string, maxBytes 
  * which doubles it and, in PGlite, is parsed slowly. Base64 text decoded by the server is a third
  * smaller and decoded natively on both sides; PGlite takes a binary COPY from a blob faster still.
  */
-async function insertRows(db: DbOrTx, contentId: string, firstSeq: number, pieces: Buffer[]): Promise<void> {
-  await insertContentRows(db, [{ contentId, firstSeq, pieces }]);
-}
-
-/** The rows of several messages, in as few statements as fit STATEMENT_BYTES each. */
-export async function insertContentRows(db: DbOrTx, items: Array<{ contentId: string; firstSeq: number; pieces: Buffer[] }>): Promise<void> {
-  let values: SQL[] = [];
-  let bytes = 0;
-  const flush = async () => {
-    if (values.length) await db.execute(sql`insert into ${contentChunks} (content_id, seq, data) values ${sql.join(values, sql`, `)}`);
-    values = [];
-    bytes = 0;
-  };
-  for (const { contentId, firstSeq, pieces } of items) {
-    for (let i = 0; i < pieces.length; i++) {
-      values.push(sql`(${contentId}, ${firstSeq + i}, decode(${pieces[i]!.toString('base64')}, 'base64'))`);
-      bytes += pieces[i]!.length;
-      if (bytes >= STATEMENT_BYTES) await flush();
-    }
-  }
-  await flush();
-}
-
-const STATEMENT_BYTES = 2 * 1024 * 1024;
-
 const COPY_SIGNATURE = Buffer.concat([Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'), Buffer.alloc(8)]);
 const COPY_TRAILER = Buffer.from([0xff, 0xff]);
 
@@ -213,25 +176,7 @@ function openRowWriter(db: Db, contentId: string): RowWriter {
   const id = Buffer.from(contentId.replace(/-/g, ''), 'hex');
   if (isPglite(client)) return pgliteRows(client, id);
   if (typeof client === 'function' && typeof (client as unknown as PostgresSql).unsafe === 'function') return postgresRows(client as unknown as PostgresSql, id);
-  // Any other driver: plain inserts, a batch at a time.
-  let seqs: number[] = [];
-  let pieces: Buffer[] = [];
-  const flush = async () => {
-    if (pieces.length) await insertRows(db, contentId, seqs[0]!, pieces);
-    seqs = [];
-    pieces = [];
-  };
-  return {
-    write: async (seq, data) => {
-      seqs.push(seq);
-      pieces.push(data);
-      if (pieces.length >= ROWS_PER_BATCH) await flush();
-    },
-    end: flush,
-    abort: () => {
-      pieces = [];
-    },
-  };
+  throw new Error('unknown database driver');
 }
 
 /** PostgreSQL: the whole message as one streamed binary COPY, with backpressure. */

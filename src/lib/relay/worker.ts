@@ -7,8 +7,8 @@ import { clearAlert, raiseAlert } from './alerts.js';
 import type { Clock, Timer } from './clock.js';
 import type { Delivery } from './delivery.js';
 import { buildReport, noticeMail } from './dsn.js';
-import { LeaseLostError, type Claim, type MailStates, type NewMail } from './state.js';
-import { purgeHistory, readContent, storeContent, sweepOrphanContent } from './store.js';
+import { LeaseLostError, type Claim, type ContentRows, type MailStates, type NewMail } from './state.js';
+import { purgeHistory, readContent, sweepOrphanContent } from './store.js';
 
 /**
  * The delivery worker. A timer is armed for the nearest due time (from the database, so a
@@ -137,7 +137,7 @@ export class Worker {
       const state = await states.finish(claim, outcomes, {
         keepContent: toOutbox,
         beforeCommit: toOutbox ? (tx) => this.#intoOutbox(tx, claim, now) : undefined,
-        notice: (tx, failed) => this.#notice(tx, claim, failed, now),
+        notice: (failed) => this.#notice(claim, failed, now),
       });
       if (state === 'deferred' || state === 'sent' || state === 'failed') return;
     } catch (err) {
@@ -165,7 +165,7 @@ export class Worker {
     });
   }
 
-  async #notice(tx: DbOrTx, claim: Claim, failed: Array<{ address: string; reply: string }>, now: Date): Promise<NewMail | null> {
+  async #notice(claim: Claim, failed: Array<{ address: string; reply: string }>, now: Date): Promise<{ mail: NewMail; content: ContentRows } | null> {
     if (claim.kind !== 'mail' || !claim.bounceAllowed || !claim.mailFrom) return null;
     const input = {
       reportingMta: this.#o.reportingMta,
@@ -178,9 +178,7 @@ export class Worker {
       reason: 'failed' as const,
       now,
     };
-    const raw = await buildReport(input);
-    const contentId = await storeContent(tx, raw);
-    return noticeMail(input, raw, contentId, claim.ownerId);
+    return noticeMail(input, await buildReport(input), claim.ownerId);
   }
 
   async #housekeeping(): Promise<void> {
