@@ -1,9 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import postgres from 'postgres';
+import { createPostgresDatabase } from '../test/helpers/db.js';
 import { buildEntry, root, startServer, type ServerProcess } from '../test/helpers/server.js';
 
 /**
@@ -37,18 +36,9 @@ export async function openTarget(db: DbKind, env: Record<string, string>): Promi
   }
   let drop = async () => {};
   if (db === 'postgres') {
-    const name = `mailhold_bench_${randomBytes(6).toString('hex')}`;
-    const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
-    await admin.unsafe(`create database ${name}`);
-    await admin.end();
-    const url = new URL(adminUrl);
-    url.pathname = `/${name}`;
-    fullEnv.DATABASE_URL = url.href;
-    drop = async () => {
-      const a = postgres(adminUrl, { max: 1, onnotice: () => {} });
-      await a.unsafe(`drop database if exists ${name} with (force)`);
-      await a.end();
-    };
+    const empty = await createPostgresDatabase('mailhold_bench', adminUrl);
+    fullEnv.DATABASE_URL = empty.url;
+    drop = empty.drop;
   }
   let server: ServerProcess;
   try {

@@ -1,9 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import { createTRPCClient, httpBatchLink, TRPCClientError } from '@trpc/client';
-import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppRouter } from '../../src/lib/server/trpc/router.js';
-import { adminUrl } from '../helpers/db.js';
+import { createPostgresDatabase } from '../helpers/db.js';
 import { rawMail, send } from '../helpers/relay.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
 import { Sink } from '../helpers/sink.js';
@@ -63,18 +61,9 @@ for (const db of ['pglite', 'postgres'] as const) {
     beforeAll(async () => {
       const env: Record<string, string> = {};
       if (db === 'postgres') {
-        const name = `mailhold_http_${randomBytes(5).toString('hex')}`;
-        const a = postgres(adminUrl, { max: 1, onnotice: () => {} });
-        await a.unsafe(`create database ${name}`);
-        await a.end();
-        const url = new URL(adminUrl);
-        url.pathname = `/${name}`;
-        env.DATABASE_URL = url.href;
-        dropDb = async () => {
-          const b = postgres(adminUrl, { max: 1, onnotice: () => {} });
-          await b.unsafe(`drop database if exists ${name} with (force)`);
-          await b.end();
-        };
+        const empty = await createPostgresDatabase('mailhold_http');
+        env.DATABASE_URL = empty.url;
+        dropDb = empty.drop;
       }
       sink = await new Sink().start();
       server = await startServer({ env: { ...env, UPSTREAM_URL: sink.url().href, ADMIN_EMAIL: ADMIN.email, ADMIN_PASSWORD: ADMIN.password, HOLD_SECONDS: '300' } });

@@ -34,23 +34,36 @@ export async function createTestDatabase(kind: 'pglite' | 'postgres' = dbKind): 
       },
     };
   }
-  const name = `mailhold_test_${randomBytes(6).toString('hex')}`;
-  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`create database ${name}`);
-  await admin.end();
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  const database = await openDatabase({ url: url.href, dataDir });
+  const empty = await createPostgresDatabase('mailhold_test');
+  const database = await openDatabase({ url: empty.url, dataDir });
   return {
     ...database,
-    url: url.href,
+    url: empty.url,
     dataDir,
     drop: async () => {
       await database.close().catch(() => {});
-      const a = postgres(adminUrl, { max: 1, onnotice: () => {} });
-      await a.unsafe(`drop database if exists ${name} with (force)`);
-      await a.end();
+      await empty.drop();
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A new, empty database on the PostgreSQL server of `admin` (a server mailhold runs migrations on
+ * when it starts with it as DATABASE_URL), and how to drop it again.
+ */
+export async function createPostgresDatabase(prefix: string, admin = adminUrl): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `${prefix}_${randomBytes(6).toString('hex')}`;
+  const run = async (statement: string) => {
+    const client = postgres(admin, { max: 1, onnotice: () => {} });
+    try {
+      await client.unsafe(statement);
+    } finally {
+      await client.end();
+    }
+  };
+  await run(`create database ${name}`);
+  const url = new URL(admin);
+  url.pathname = `/${name}`;
+  return { url: url.href, drop: () => run(`drop database if exists ${name} with (force)`) };
 }
