@@ -41,6 +41,8 @@ export class Worker {
   #inFlight = new Map<string, Promise<void>>();
   #polling = false;
   #again = false;
+  /** The last claim took as many mails as it could: more may be due already. */
+  #backlog = false;
   #stopped = true;
   #lastHousekeeping = 0;
   /** Alerts raised by an earlier run or process are cleared by the first good delivery. */
@@ -92,13 +94,16 @@ export class Worker {
         }
         const claims = await this.#o.states.claim(this.id, this.#o.leaseMs, room);
         for (const claim of claims) {
-          const run = this.#deliver(claim).finally(() => {
+          const run = this.#deliver(claim).then((quiet) => {
             this.#inFlight.delete(claim.id);
-            void this.poll();
+            // A delivery that changed nothing else due (all sent) needs no new claim unless the
+            // last one filled every free place, i.e. more may be waiting.
+            if (!quiet || this.#backlog) void this.poll();
           });
           this.#inFlight.set(claim.id, run);
         }
-        if (claims.length === room) this.#again = true;
+        this.#backlog = claims.length === room;
+        if (this.#backlog) this.#again = true;
       } while (this.#again && !this.#stopped);
       const next = await this.#o.states.nextDue();
       if (next !== undefined && !this.#stopped) this.#arm(Math.max(next, this.#o.clock.now() + 1));
@@ -110,7 +115,8 @@ export class Worker {
     }
   }
 
-  async #deliver(claim: Claim): Promise<void> {
+  /** Resolves true when the mail was simply sent (nothing new is due because of it); never rejects. */
+  async #deliver(claim: Claim): Promise<boolean> {
     const { db, states, delivery, log, clock } = this.#o;
     const renew = setInterval(() => {
       void states.renew(claim, this.id, this.#o.leaseMs).catch(() => {});
@@ -132,21 +138,20 @@ export class Worker {
       const toOutbox = delivery.kind === 'outbox';
       if (!toOutbox && outcomes.every((o) => o.result === 'sent')) {
         await states.finishSent(claim, outcomes[0]?.reply ?? '');
-        return;
+        return true;
       }
-      const state = await states.finish(claim, outcomes, {
+      // A retry time or an error mail may now be due: the caller claims again.
+      await states.finish(claim, outcomes, {
         keepContent: toOutbox,
         beforeCommit: toOutbox ? (tx) => this.#intoOutbox(tx, claim, now) : undefined,
         notice: (failed) => this.#notice(claim, failed, now),
       });
-      if (state === 'deferred' || state === 'sent' || state === 'failed') return;
+      return false;
     } catch (err) {
-      if (err instanceof LeaseLostError) {
-        log.warn({ mail: claim.id }, err.message);
-        return;
-      }
-      log.error({ err, mail: claim.id }, 'delivery failed unexpectedly');
+      if (err instanceof LeaseLostError) log.warn({ mail: claim.id }, err.message);
       // Give it back: the lease expires and the sweep puts it in the queue again.
+      else log.error({ err, mail: claim.id }, 'delivery failed unexpectedly');
+      return false;
     } finally {
       clearInterval(renew);
     }
