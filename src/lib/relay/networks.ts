@@ -12,6 +12,19 @@ export interface Network {
  * Returns undefined for anything that is not an IP address.
  */
 export function normalizeIp(text: string): string | undefined {
+  // Every SMTP session asks several times, and a relay sees the same few clients all day.
+  const known = normalized.get(text);
+  if (known !== undefined || normalized.has(text)) return known;
+  const result = normalizeUncached(text);
+  if (normalized.size >= CACHE_SIZE) normalized.clear();
+  normalized.set(text, result);
+  return result;
+}
+
+const CACHE_SIZE = 4096;
+const normalized = new Map<string, string | undefined>();
+
+function normalizeUncached(text: string): string | undefined {
   const bare = text.trim().replace(/^\[(.*)\]$/, '$1').replace(/%.*$/, '');
   if (!ipaddr.isValid(bare)) return undefined;
   return ipaddr.process(bare).toString();
@@ -69,8 +82,19 @@ export function parseNetworkList(text: string): Network[] {
 }
 
 export function inNetworks(ip: string, networks: readonly Network[]): boolean {
-  const norm = normalizeIp(ip);
-  if (!norm) return false;
-  const addr = ipaddr.parse(norm);
-  return networks.some((n) => n.range[0].kind() === addr.kind() && addr.match(n.range));
+  if (networks.length === 0) return false;
+  // Lists are replaced, never changed in place, so a list's answers can be kept with it.
+  let answers = membership.get(networks);
+  if (!answers) membership.set(networks, (answers = new Map()));
+  let answer = answers.get(ip);
+  if (answer === undefined) {
+    const norm = normalizeIp(ip);
+    const addr = norm ? ipaddr.parse(norm) : undefined;
+    answer = addr ? networks.some((n) => n.range[0].kind() === addr.kind() && addr.match(n.range)) : false;
+    if (answers.size >= CACHE_SIZE) answers.clear();
+    answers.set(ip, answer);
+  }
+  return answer;
 }
+
+const membership = new WeakMap<readonly Network[], Map<string, boolean>>();

@@ -51,12 +51,22 @@ export class MailSummarizer extends Writable {
       this.#rawHeadBytes += chunk.length;
     }
     if (this.#broken) return cb();
+    if (this.#singlePart()) {
+      // Past the headers of a single-part mail there is nothing more to learn than its size, so
+      // the body need not go through the MIME parser line by line.
+      this.#current!.encodedBytes += chunk.length;
+      return cb();
+    }
     // The splitter is consumed synchronously by the data listener, so it never buffers much.
     this.#splitter.write(chunk, () => cb());
   }
 
+  #singlePart(): boolean {
+    return this.#root !== undefined && !this.#root.multipart && this.#current?.node === this.#root;
+  }
+
   override _final(cb: (err?: Error | null) => void): void {
-    if (this.#broken) return cb();
+    if (this.#broken || this.#singlePart()) return cb();
     // Done when the splitter has handed out its last chunk, not merely taken its last input.
     let called = false;
     const done = () => {
