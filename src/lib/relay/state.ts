@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray, lt, lte, sql, type SQL } from 'drizzle-orm';
+import { and, eq, inArray, lt, sql, type SQL } from 'drizzle-orm';
 import type { Logger } from 'pino';
 import { executePrepared, rows, type Db, type DbOrTx } from '../server/db/client.js';
 import { contentChunks, mailRecipients, mails, type MailState, type MailSummary } from '../server/db/schema.js';
@@ -96,6 +96,30 @@ export interface Claim {
   recipients: Array<{ seq: number; address: string }>;
   /** The whole message, read with the claim when it is small (saves a query per delivery). */
   content?: Buffer[];
+}
+
+/** One row of the claim statement; every column is null when nothing was claimed. */
+interface ClaimRow {
+  next_due: number | null;
+  id: string | null;
+  kind: Claim['kind'] | null;
+  fence: number | null;
+  mail_from: string | null;
+  content_id: string | null;
+  owner_id: number | null;
+  auth_user: string | null;
+  client_ip: string | null;
+  subject: string | null;
+  bounce_allowed: boolean | null;
+  body_8bit: boolean | null;
+  smtp_utf8: boolean | null;
+  size: number | null;
+  headers: string | null;
+  received_at: number | null;
+  attempts: number | null;
+  first_attempt_at: number | null;
+  recipients: string | null;
+  content: string | null;
 }
 
 export interface RecipientOutcome {
@@ -284,87 +308,72 @@ export class MailStates {
   }
 
   /**
-   * Takes up to `limit` due mails for delivery. SKIP LOCKED lets several workers (in one process
-   * or in several on one PostgreSQL) claim side by side without ever taking the same mail; the
+   * Takes up to `limit` due mails for delivery under a lease, in one statement: the claim itself
+   * (FOR UPDATE SKIP LOCKED, so workers never take the same mail), the pending recipients, the
+   * whole message of each small mail, and the next due time of what stays waiting, for the
+   * worker's timer. One round trip per claim is what lets release keep pace with intake. The
    * fence, bumped on every claim, makes a worker whose lease expired unable to finish.
    */
-  async claim(owner: string, leaseMs: number, limit: number): Promise<Claim[]> {
+  async claim(owner: string, leaseMs: number, limit: number): Promise<{ claims: Claim[]; nextDue: number | undefined }> {
     const now = this.#now();
-    const claimed = await this.#d.db.transaction(async (tx) => {
-      const due = tx
-        .select({ id: mails.id })
-        .from(mails)
-        .where(and(inArray(mails.state, WAITING), lte(mails.dueAt, now)))
-        .orderBy(asc(mails.dueAt))
-        .limit(limit)
-        .for('update', { skipLocked: true });
-      const rows = await tx
-        .update(mails)
-        .set({
-          state: 'sending',
-          leaseOwner: owner,
-          leaseUntil: new Date(now.getTime() + leaseMs),
-          fence: sql`${mails.fence} + 1`,
-          attempts: sql`${mails.attempts} + 1`,
-          firstAttemptAt: sql`coalesce(${mails.firstAttemptAt}, ${now.toISOString()}::timestamptz)`,
-        })
-        .where(and(inArray(mails.id, due), inArray(mails.state, WAITING)))
-        .returning();
-      if (rows.length === 0) return [];
-      const recipients = await tx
-        .select({ mailId: mailRecipients.mailId, seq: mailRecipients.seq, address: mailRecipients.address })
-        .from(mailRecipients)
-        .where(and(inArray(mailRecipients.mailId, rows.map((r) => r.id)), eq(mailRecipients.state, 'pending')))
-        .orderBy(asc(mailRecipients.seq));
-      return rows.map(
-        (r): Claim => ({
-          id: r.id,
-          kind: r.kind,
-          fence: r.fence,
-          mailFrom: r.mailFrom,
-          contentId: r.contentId,
-          ownerId: r.ownerId,
-          authUser: r.authUser,
-          clientIp: r.clientIp,
-          subject: r.subject,
-          bounceAllowed: r.bounceAllowed,
-          body8bit: r.body8bit,
-          smtpUtf8: r.smtpUtf8,
-          size: r.size,
-          headers: r.headers,
-          receivedAt: r.receivedAt,
-          attempts: r.attempts,
-          firstAttemptAt: r.firstAttemptAt ?? now,
-          recipients: recipients.filter((x) => x.mailId === r.id).map(({ seq, address }) => ({ seq, address })),
-        }),
-      );
-    });
-    await this.#preload(claimed);
-    this.#emit(claimed.map((c) => ({ type: 'MailSending' as const, id: c.id, ownerId: c.ownerId, clientIp: c.clientIp, state: 'sending' as const, at: now.getTime() })));
-    return claimed;
-  }
-
-  /** Reads the content of the small mails of a claim in one query (a big one streams later). */
-  async #preload(claimed: Claim[]): Promise<void> {
-    const small = claimed.filter((c) => c.contentId && c.size <= PRELOAD_BYTES);
-    if (small.length === 0) return;
-    const ids = small.map((c) => c.contentId!);
-    const found = await rows<{ content_id: string; seq: number; data: string }>(
+    const found = await rows<ClaimRow>(
       this.#d.db,
-      sql`select content_id::text as content_id, seq, encode(data, 'base64') as data from ${contentChunks}
-          where content_id in (select jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb)::uuid) order by content_id, seq`,
+      sql`with due as (
+            select id from ${mails}
+            where state in ('held', 'queued', 'deferred') and due_at <= ${now.toISOString()}::timestamptz
+            order by due_at limit ${limit} for update skip locked
+          ), claimed as (
+            update ${mails} m set state = 'sending', lease_owner = ${owner},
+              lease_until = ${new Date(now.getTime() + leaseMs).toISOString()}::timestamptz,
+              fence = m.fence + 1, attempts = m.attempts + 1,
+              first_attempt_at = coalesce(m.first_attempt_at, ${now.toISOString()}::timestamptz)
+            from due where m.id = due.id and m.state in ('held', 'queued', 'deferred')
+            returning m.*
+          )
+          select (select extract(epoch from min(w.due_at)) * 1000 from ${mails} w
+                  where w.state in ('held', 'queued', 'deferred') and w.id not in (select id from claimed))::float8 as next_due,
+            c.id::text as id, c.kind, c.fence, c.mail_from, c.content_id::text as content_id, c.owner_id, c.auth_user,
+            c.client_ip, c.subject, c.bounce_allowed, c.body_8bit, c.smtp_utf8, c.size::float8 as size,
+            encode(c.headers, 'base64') as headers, (extract(epoch from c.received_at) * 1000)::float8 as received_at,
+            c.attempts, (extract(epoch from c.first_attempt_at) * 1000)::float8 as first_attempt_at,
+            (select coalesce(json_agg(json_build_object('seq', r.seq, 'address', r.address) order by r.seq), '[]')::text
+               from ${mailRecipients} r where r.mail_id = c.id and r.state = 'pending') as recipients,
+            case when c.size <= ${PRELOAD_BYTES} then
+              (select string_agg(encode(k.data, 'base64'), ',' order by k.seq) from ${contentChunks} k where k.content_id = c.content_id)
+            end as content
+          from (select 1) one left join claimed c on true`,
     );
-    const byId = new Map<string, Buffer[]>();
-    for (const row of found) {
-      const list = byId.get(row.content_id) ?? [];
-      list.push(Buffer.from(row.data, 'base64'));
-      byId.set(row.content_id, list);
-    }
-    for (const c of small) {
-      const parts = byId.get(c.contentId!);
-      // Only a complete message is used; anything odd falls back to reading it while sending.
-      if (parts && parts.reduce((n, p) => n + p.length, 0) === c.size) c.content = parts;
-    }
+    const nextDue = found[0]?.next_due ?? undefined;
+    const claimed = found
+      .filter((r) => r.id !== null)
+      .map((r): Claim => {
+        const claim: Claim = {
+          id: r.id!,
+          kind: r.kind!,
+          fence: Number(r.fence),
+          mailFrom: r.mail_from!,
+          contentId: r.content_id,
+          ownerId: r.owner_id,
+          authUser: r.auth_user,
+          clientIp: r.client_ip!,
+          subject: r.subject!,
+          bounceAllowed: r.bounce_allowed!,
+          body8bit: r.body_8bit!,
+          smtpUtf8: r.smtp_utf8!,
+          size: Number(r.size),
+          headers: Buffer.from(r.headers!, 'base64'),
+          receivedAt: new Date(Number(r.received_at)),
+          attempts: Number(r.attempts),
+          firstAttemptAt: new Date(Number(r.first_attempt_at ?? now.getTime())),
+          recipients: JSON.parse(r.recipients ?? '[]') as Claim['recipients'],
+        };
+        // Only a complete message is used; anything odd is read again while sending.
+        const parts = r.content ? r.content.split(',').map((b) => Buffer.from(b, 'base64')) : undefined;
+        if (parts && parts.reduce((n, p) => n + p.length, 0) === claim.size) claim.content = parts;
+        return claim;
+      });
+    this.#emit(claimed.map((c) => ({ type: 'MailSending' as const, id: c.id, ownerId: c.ownerId, clientIp: c.clientIp, state: 'sending' as const, at: now.getTime() })));
+    return { claims: claimed, nextDue: nextDue === null ? undefined : nextDue };
   }
 
   /** Extends a lease during a long delivery; false when the lease is no longer ours. */
