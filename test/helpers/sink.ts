@@ -40,6 +40,8 @@ export class Sink {
   /** What happens at the end of DATA. */
   data: 'accept' | 'stall' | 'drop' | { code: number; message: string } = 'accept';
   connections = 0;
+  /** The most sessions that were open at the same time. */
+  mostOpen = 0;
   /** `hash` keeps only the digest and size of each message (for very big mail). */
   keep: 'raw' | 'hash' = 'raw';
   /** Every AUTH and MAIL FROM the sink saw, with whether TLS was up. */
@@ -119,6 +121,7 @@ export class Sink {
     });
     this.#server.server.on('connection', (s: Socket) => {
       this.#sockets.add(s);
+      this.mostOpen = Math.max(this.mostOpen, this.#sockets.size);
       s.on('close', () => this.#sockets.delete(s));
     });
   }

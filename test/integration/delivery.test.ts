@@ -172,6 +172,22 @@ describe('delivery', () => {
   });
 });
 
+describe('sessions to the upstream', () => {
+  it('opens no more than UPSTREAM_CONNECTIONS at once, and still delivers everything due together', async () => {
+    const clock = new ManualClock();
+    sink = await new Sink().start();
+    started = await startRelay(database.db, { clock, env: { UPSTREAM_CONNECTIONS: '3' }, upstream: sink.url() });
+    const n = 30;
+    await Promise.all(Array.from({ length: n }, (_, i) => send({ port: started!.port, raw: rawMail({ subject: `burst ${i}` }) })));
+    clock.advance(60_000);
+    void started.relay.worker!.poll();
+    await sink.waitFor(n, 30_000);
+    expect(new Set(sink.received.map((m) => /Subject: (.*)\r\n/.exec(m.raw.toString())![1])).size).toBe(n);
+    expect(sink.mostOpen).toBeGreaterThan(1);
+    expect(sink.mostOpen).toBeLessThanOrEqual(3);
+  });
+});
+
 describe('the built-in outbox', () => {
   it('keeps delivered mail, with its content, when no upstream is set', async () => {
     const clock = new ManualClock();

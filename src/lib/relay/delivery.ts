@@ -16,6 +16,9 @@ export interface Delivery {
   readonly kind: 'smtp' | 'outbox';
 }
 
+/** Like Postfix's default_destination_concurrency_limit. */
+export const DEFAULT_UPSTREAM_CONNECTIONS = 20;
+
 interface SentInfo {
   accepted?: Array<string | { address: string }>;
   rejected?: Array<string | { address: string }>;
@@ -31,10 +34,11 @@ export class SmtpDelivery implements Delivery {
   constructor(url: URL, opts: { timeouts?: UpstreamTimeouts; maxConnections?: number; heloName?: string; auth?: { user: string; pass: string } } = {}) {
     this.#transport = nodemailer.createTransport({
       pool: true,
-      // Enough parallel sessions to release a burst of held mail quickly, few enough for any
-      // upstream's per-client connection limit.
-      maxConnections: opts.maxConnections ?? 10,
-      maxMessages: 100,
+      // Parallel sessions are what releases a burst of held mail on time: each mail costs a few
+      // round trips, so throughput is sessions ÷ round-trip time (UPSTREAM_CONNECTIONS).
+      maxConnections: opts.maxConnections ?? DEFAULT_UPSTREAM_CONNECTIONS,
+      // A session is reused for many mails, as Postfix does; the pool opens a new one after this.
+      maxMessages: 1000,
       ...upstreamOptions(url, opts.timeouts, opts.heloName),
       ...(opts.auth ? { auth: opts.auth } : {}),
     } as never);

@@ -81,7 +81,18 @@ export class Relay {
     this.tls = new ServerTls({ certFile: config.smtp.tlsCert, keyFile: config.smtp.tlsKey, dataDir: config.dataDir, name: this.name, log, watchMs: o.tlsWatchMs });
     this.delivery = this.#makeDelivery();
     if (o.deliver !== false) {
-      this.worker = new Worker({ db, states: this.states, delivery: this.delivery, clock, log, reportingMta: this.name, historyDays: config.historyDays, ...o.worker });
+      this.worker = new Worker({
+        db,
+        states: this.states,
+        delivery: this.delivery,
+        clock,
+        log,
+        reportingMta: this.name,
+        historyDays: config.historyDays,
+        // Three mails per upstream connection: one being sent, the next ones claimed and ready.
+        concurrency: Math.max(16, 3 * config.upstreamConnections),
+        ...o.worker,
+      });
     }
     this.api = new MailApi(db, this.states, this.bus, () => void this.worker?.poll());
     if (o.intake !== false) {
@@ -118,7 +129,7 @@ export class Relay {
     if (this.credentials) {
       return new PassThroughDelivery({ url, db, credentials: this.credentials, log, timeouts: this.#o.upstreamTimeouts, heloName: this.name, idleMs: this.#o.passThroughIdleMs });
     }
-    return new SmtpDelivery(url, { timeouts: this.#o.upstreamTimeouts, heloName: this.name });
+    return new SmtpDelivery(url, { timeouts: this.#o.upstreamTimeouts, heloName: this.name, maxConnections: config.upstreamConnections });
   }
 
   async start(): Promise<void> {

@@ -85,6 +85,15 @@ const variables = {
       .default(100 * MIB),
   ],
   RETRY_WINDOW_SECONDS: ['delivery', seconds(0, 7 * 24 * 3600).default(600)],
+  UPSTREAM_CONNECTIONS: [
+    'delivery',
+    z.coerce
+      .number({ message: 'must be a number of connections' })
+      .int({ message: 'must be a whole number of connections' })
+      .min(1, { message: 'must be at least 1' })
+      .max(100, { message: 'must be at most 100' })
+      .default(20),
+  ],
   HISTORY_DAYS: [
     'history',
     z.coerce
@@ -142,6 +151,7 @@ export interface Config {
   holdSeconds: number;
   upstream: URL | undefined;
   retryWindowSeconds: number;
+  upstreamConnections: number;
   historyDays: number;
   authMode: 'local' | 'upstream';
   secretKey: string | undefined;
@@ -206,6 +216,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     holdSeconds: v.HOLD_SECONDS,
     upstream: v.UPSTREAM_URL,
     retryWindowSeconds: v.RETRY_WINDOW_SECONDS,
+    upstreamConnections: v.UPSTREAM_CONNECTIONS,
     historyDays: v.HISTORY_DAYS,
     authMode: v.AUTH_MODE,
     secretKey: v.SECRET_KEY,
@@ -239,6 +250,7 @@ export function describeConfig(config: Config): Array<[string, string]> {
     ['RELAY_NETWORKS', config.smtp.relayNetworks.map((n) => n.text).join(', ')],
     ['MAX_MESSAGE_BYTES', String(config.smtp.maxMessageBytes)],
     ['RETRY_WINDOW_SECONDS', String(config.retryWindowSeconds)],
+    ['UPSTREAM_CONNECTIONS', String(config.upstreamConnections)],
     ['HISTORY_DAYS', String(config.historyDays)],
     ['AUTH_MODE', config.authMode],
     ['SECRET_KEY', config.secretKey ? REDACTED : '(unset: generated into DATA_DIR)'],
