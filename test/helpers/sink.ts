@@ -37,6 +37,8 @@ export type RcptRule = (address: string) => 'accept' | { code: number; message: 
 export class Sink {
   received: Received[] = [];
   rcpt: RcptRule = () => 'accept';
+  /** The reply to MAIL FROM, given the number of the transaction in its session (1, 2, ...). */
+  mailFrom: (transaction: number) => 'accept' | { code: number; message: string } = () => 'accept';
   /** What happens at the end of DATA. */
   data: 'accept' | 'stall' | 'drop' | { code: number; message: string } = 'accept';
   connections = 0;
@@ -80,6 +82,8 @@ export class Sink {
       },
       onMailFrom: (_address, session, cb) => {
         this.commands.push({ command: 'MAIL', secure: session.secure, user: session.user as string | undefined });
+        const rule = this.mailFrom((session as unknown as { transaction: number }).transaction);
+        if (rule !== 'accept') return cb(Object.assign(new Error(rule.message), { responseCode: rule.code }));
         cb();
       },
       onRcptTo: (address, _s, cb) => {

@@ -1,8 +1,7 @@
 import type { Readable } from 'node:stream';
-import nodemailer from 'nodemailer';
-import type { Transporter } from 'nodemailer';
 import { classify, replyText, type UpstreamError, type Verdict } from './classify.js';
 import type { Claim, RecipientOutcome } from './state.js';
+import { UpstreamPool } from './upstream-pool.js';
 import { upstreamOptions, type UpstreamTimeouts } from './upstream.js';
 
 /**
@@ -10,8 +9,11 @@ import { upstreamOptions, type UpstreamTimeouts } from './upstream.js';
  * envelope (so Bcc recipients stay invisible and intact). Every recipient gets its own outcome.
  */
 export interface Delivery {
-  /** `alerts` collects conditions the administrator must see (our credentials refused, TLS broken). */
-  send(claim: Claim, content: Readable): Promise<{ outcomes: RecipientOutcome[]; alerts: Array<{ kind: string; message: string }> }>;
+  /**
+   * `open` gives the stored message (again, if a send is retried on another session). `alerts`
+   * collects conditions the administrator must see (our credentials refused, TLS broken).
+   */
+  send(claim: Claim, open: () => Readable): Promise<{ outcomes: RecipientOutcome[]; alerts: Array<{ kind: string; message: string }> }>;
   close(): Promise<void>;
   readonly kind: 'smtp' | 'outbox';
 }
@@ -28,23 +30,24 @@ interface SentInfo {
 
 export class SmtpDelivery implements Delivery {
   readonly kind = 'smtp';
-  readonly #transport: Transporter;
+  readonly #pool: UpstreamPool;
 
   /** `auth` replaces the login in the URL (AUTH_MODE=upstream: the sender's own provider login). */
   constructor(url: URL, opts: { timeouts?: UpstreamTimeouts; maxConnections?: number; heloName?: string; auth?: { user: string; pass: string } } = {}) {
-    this.#transport = nodemailer.createTransport({
-      pool: true,
+    const { auth, ...connection } = upstreamOptions(url, opts.timeouts, opts.heloName);
+    this.#pool = new UpstreamPool({
+      connection,
+      auth: opts.auth ?? auth,
       // Parallel sessions are what releases a burst of held mail on time: each mail costs a few
       // round trips, so throughput is sessions ÷ round-trip time (UPSTREAM_CONNECTIONS).
       maxConnections: opts.maxConnections ?? DEFAULT_UPSTREAM_CONNECTIONS,
-      // A session is reused for many mails, as Postfix does; the pool opens a new one after this.
+      // A session is reused for many mails, as Postfix does, and not kept open when idle.
       maxMessages: 1000,
-      ...upstreamOptions(url, opts.timeouts, opts.heloName),
-      ...(opts.auth ? { auth: opts.auth } : {}),
-    } as never);
+      idleMs: 10_000,
+    });
   }
 
-  async send(claim: Claim, content: Readable) {
+  async send(claim: Claim, open: () => Readable) {
     const to = claim.recipients.map((r) => r.address);
     const alerts: Array<{ kind: string; message: string }> = [];
     const outcome = (seq: number, verdict: Verdict): RecipientOutcome => {
@@ -52,12 +55,11 @@ export class SmtpDelivery implements Delivery {
       return { seq, result: verdict.action === 'fail' ? 'failed' : 'deferred', reply: verdict.reply };
     };
     try {
-      const info = (await this.#transport.sendMail({
-        envelope: { from: claim.mailFrom, to },
-        raw: content,
-        disableFileAccess: true,
-        disableUrlAccess: true,
-      } as never)) as SentInfo;
+      const info = (await this.#pool.send(
+        // The stored envelope; SIZE and BODY=8BITMIME are declared when the upstream offers them.
+        { from: claim.mailFrom || false, to, size: claim.size, use8BitMime: claim.body8bit },
+        open,
+      )) as SentInfo;
       const reply = replyText({ response: info.response });
       const errors = info.rejectedErrors ?? [];
       const rejected = new Map<string, UpstreamError>();
@@ -85,7 +87,7 @@ export class SmtpDelivery implements Delivery {
   }
 
   async close(): Promise<void> {
-    this.#transport.close();
+    this.#pool.close();
   }
 }
 
@@ -96,8 +98,7 @@ export class SmtpDelivery implements Delivery {
 export class OutboxDelivery implements Delivery {
   readonly kind = 'outbox';
 
-  async send(claim: Claim, content: Readable) {
-    content.destroy();
+  async send(claim: Claim) {
     return { outcomes: claim.recipients.map((r) => ({ seq: r.seq, result: 'sent' as const, reply: '250 stored in the built-in outbox' })), alerts: [] };
   }
 

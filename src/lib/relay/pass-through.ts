@@ -58,19 +58,18 @@ export class PassThroughDelivery implements Delivery {
     return this.#byUser.size;
   }
 
-  async send(claim: Claim, content: Readable) {
+  async send(claim: Claim, open: () => Readable) {
     const own = claim.ownerId !== null && (claim.authUser !== null || claim.kind === 'notice');
     const login = own ? await this.#o.credentials.load(this.#o.db, claim.ownerId!) : undefined;
     if (!login) {
-      if (claim.authUser === null) return this.#shared.send(claim, content);
-      content.destroy();
+      if (claim.authUser === null) return this.#shared.send(claim, open);
       const reply = "454 4.7.0 the sender's provider login is not stored (any more); waiting for the sender to log in again";
       return { outcomes: claim.recipients.map((r) => ({ seq: r.seq, result: 'deferred' as const, reply })), alerts: [] };
     }
     const pooled = this.#transportFor(claim.ownerId!, login);
     pooled.busy++;
     try {
-      const result = await pooled.delivery.send(claim, content);
+      const result = await pooled.delivery.send(claim, open);
       // A refused user login is that user's business (a changed password), not a broken relay
       // configuration: the mail is deferred and finally bounced to them, without an admin alert.
       return { ...result, alerts: result.alerts.filter((a) => a.kind !== 'upstream_auth') };

@@ -132,8 +132,9 @@ export class Worker {
     renew.unref();
     try {
       if (!claim.contentId) throw new Error('the content of this mail is gone');
-      const content = claim.content ? Readable.from(claim.content, { objectMode: false }) : readContent(db, claim.contentId);
-      const { outcomes, alerts } = await delivery.send(claim, content);
+      const { contentId, content } = claim;
+      const open = () => (content ? Readable.from(content, { objectMode: false }) : readContent(db, contentId));
+      const { outcomes, alerts } = await delivery.send(claim, open);
       const now = new Date(clock.now());
       for (const a of alerts) await raiseAlert(db, a.kind, a.message, now).catch(() => {});
       if (alerts.length) this.#alertsMayBeUp = true;
