@@ -163,6 +163,46 @@ for (const db of ['pglite', 'postgres'] as const) {
       expect(await bobText).not.toContain('live over sse');
     });
 
+    it('ends a live stream when its session ends: logout, or a new password set by the admin', async () => {
+      const open = (cookie: string) => fetch(`${server.url}/api/trpc/mail.changes`, { headers: { cookie, accept: 'text/event-stream' } });
+      /** Whether the server ends the stream within `ms` (false: still open when the time is up). */
+      const endsWithin = async (res: Response, ms: number) => {
+        const reader = res.body!.getReader();
+        const deadline = Date.now() + ms;
+        for (;;) {
+          const left = deadline - Date.now();
+          const chunk = left > 0 ? await Promise.race([reader.read(), new Promise<null>((r) => setTimeout(() => r(null), left))]) : null;
+          if (!chunk) {
+            await reader.cancel();
+            return false;
+          }
+          if (chunk.done) return true;
+        }
+      };
+      const admin = client((await login(ADMIN.email, ADMIN.password)).cookie);
+      await admin.users.add.mutate({ email: 'carol@example.com', password: PASSWORD, isAdmin: false });
+      const carolId = (await admin.users.list.query()).find((u) => u.email === 'carol@example.com')!.id;
+
+      // A stream whose session lives on stays open.
+      const kept = (await login('carol@example.com', PASSWORD)).cookie!;
+      expect(await endsWithin(await open(kept), 1000)).toBe(false);
+
+      const leaving = (await login('carol@example.com', PASSWORD)).cookie!;
+      const stream = await open(leaving);
+      const logout = await fetch(`${server.url}/logout`, { method: 'POST', redirect: 'manual', headers: { cookie: leaving, origin: server.url } });
+      expect(logout.status).toBe(303);
+      expect(await endsWithin(stream, 3000)).toBe(true);
+
+      const reset = await open(kept);
+      await admin.users.setPassword.mutate({ id: carolId, password: 'a brand new password' });
+      expect(await endsWithin(reset, 3000)).toBe(true);
+      // And it cannot be opened again with the old session: the stream says so and ends.
+      const again = (await open(kept)).body!.getReader();
+      let said = '';
+      for (let chunk = await again.read(); !chunk.done; chunk = await again.read()) said += new TextDecoder().decode(chunk.value);
+      expect(said).toMatch(/UNAUTHORIZED/);
+    });
+
     it('throttles failed logins per account, whichever the password', async () => {
       for (let i = 0; i < 5; i++) expect((await login('bob@example.com', `wrong ${i}`)).status).toBe(400);
       const blocked = await login('bob@example.com', PASSWORD);

@@ -2,6 +2,7 @@ import { asc, eq } from 'drizzle-orm';
 import type { DbOrTx } from './db/client.js';
 import { users } from './db/schema.js';
 import { hashPassword, verifyPassword } from './auth/passwords.js';
+import { sessionsChanged } from './auth/session-changes.js';
 
 export interface User {
   id: number;
@@ -53,10 +54,12 @@ export async function setPassword(db: DbOrTx, id: number, password: string): Pro
 
 export async function setAdmin(db: DbOrTx, id: number, isAdmin: boolean): Promise<void> {
   await db.update(users).set({ isAdmin }).where(eq(users.id, id));
+  sessionsChanged();
 }
 
 export async function removeUser(db: DbOrTx, id: number): Promise<boolean> {
   const rows = await db.delete(users).where(eq(users.id, id)).returning({ id: users.id });
+  sessionsChanged();
   return rows.length > 0;
 }
 

@@ -107,6 +107,8 @@ export class HeldList {
         this.live = up;
       },
       onError: () => (this.live = false),
+      // The server ended the stream: shutting down, or this session is over.
+      onComplete: () => (this.live = false),
     });
     return () => sub.unsubscribe();
   }

@@ -4,6 +4,7 @@ import { and, eq, gt, lt } from 'drizzle-orm';
 import type { DbOrTx } from '../db/client.js';
 import { sessions, users } from '../db/schema.js';
 import type { User } from '../users.js';
+import { sessionsChanged } from './session-changes.js';
 
 /**
  * Web sessions. The cookie carries a random token; the database keeps only its SHA-256, so a
@@ -50,11 +51,13 @@ export async function readSession(db: DbOrTx, token: string, now = Date.now()): 
 
 export async function deleteSession(db: DbOrTx, token: string): Promise<void> {
   await db.delete(sessions).where(eq(sessions.idHash, hashToken(token)));
+  sessionsChanged();
 }
 
 /** Ends every session of a user (password reset, removal). */
 export async function deleteUserSessions(db: DbOrTx, userId: number): Promise<void> {
   await db.delete(sessions).where(eq(sessions.userId, userId));
+  sessionsChanged();
 }
 
 /** Logs the user in on this response: a new session row and its cookie (Secure over https). */

@@ -5,6 +5,7 @@ import { getApp } from '../app.js';
 import type { Scope } from '../../relay/state.js';
 import { normalizeIp } from '../../relay/networks.js';
 import { ipViewEnabled } from '../web-settings.js';
+import { readSession, SESSION_COOKIE } from '../auth/sessions.js';
 
 /**
  * tRPC for mailhold: one context per request (who asks, from where, and which mail they may
@@ -24,6 +25,11 @@ export interface Context {
   ip: string;
   /** The mail this visitor may see and act on; null when none. */
   scope: Scope | null;
+  /**
+   * Whether this visitor may still see what `scope` shows (the session is alive, the rights
+   * unchanged), for views that outlive the request. Absent for callers without a session.
+   */
+  stillAllowed?: () => Promise<boolean>;
 }
 
 /** Which mail a visitor may see: an admin all, a user their own, an IP-view visitor their IP's. */
@@ -43,7 +49,22 @@ export function clientIp(event: RequestEvent): string {
 }
 
 export async function createContext(event: RequestEvent): Promise<Context> {
-  return makeContext(await getApp(), event.locals.user, clientIp(event));
+  const app = await getApp();
+  const ip = clientIp(event);
+  const context = await makeContext(app, event.locals.user, ip);
+  const token = event.cookies.get(SESSION_COOKIE);
+  context.stillAllowed = async () => {
+    const user = token ? await readSession(app.database.db, token) : null;
+    return sameScope(await scopeFor(app, user, ip), context.scope);
+  };
+  return context;
+}
+
+function sameScope(a: Scope | null, b: Scope | null): boolean {
+  if (a === null || b === null) return a === b;
+  if (a.kind === 'user' && b.kind === 'user') return a.userId === b.userId;
+  if (a.kind === 'ip' && b.kind === 'ip') return a.ip === b.ip;
+  return a.kind === b.kind;
 }
 
 const t = initTRPC.context<Context>().create({

@@ -2,6 +2,7 @@ import { TRPCError } from '@trpc/server';
 import { z } from 'zod';
 import type { MailDetail, MailListItem } from '../../relay/api.js';
 import type { ActionResult, Actor, Scope } from '../../relay/state.js';
+import { onSessionsChanged } from '../auth/session-changes.js';
 import { watchMail } from '../live.js';
 import { textPreview } from '../preview.js';
 import { router, viewerProcedure, type Context } from './init.js';
@@ -78,22 +79,44 @@ export const mail = router({
 
   /** Live changes to the viewer's mail, over SSE; ends when the client leaves or the server stops. */
   changes: viewerProcedure.subscription(async function* ({ ctx, signal }) {
-    const stop = AbortSignal.any([ctx.app.shutdown, ...(signal ? [signal] : [])]);
-    for await (const e of watchMail(ctx.app.relay.bus, ctx.scope, stop)) {
-      if (e.type === 'MailHeld') {
-        const detail = await ctx.app.relay.api.get(ctx.scope, e.id);
-        yield { type: e.type, id: e.id, state: 'held', at: e.at, item: detail ? view(ctx.scope, listItem(detail)) : null } satisfies MailChange as MailChange;
-      } else {
-        yield {
-          type: e.type,
-          id: e.id,
-          state: e.state,
-          at: e.at,
-          ...('dueAt' in e ? { dueAt: e.dueAt } : {}),
-          ...('reply' in e ? { reply: e.reply } : {}),
-          ...('by' in e && e.by ? { by: e.by } : {}),
-        } satisfies MailChange as MailChange;
-      }
+    // The stream ends when its session does (logout, expiry, a new password, a removed user) or
+    // the viewer's rights change: at once for changes made here, within a minute otherwise.
+    const revoked = new AbortController();
+    const check = () => {
+      void ctx.stillAllowed?.().then(
+        (allowed) => allowed || revoked.abort(),
+        () => {}, // the database is away for a moment: keep the stream, check again later
+      );
+    };
+    const timer = setInterval(check, 60_000);
+    const stopListening = onSessionsChanged(check);
+    const stop = AbortSignal.any([ctx.app.shutdown, revoked.signal, ...(signal ? [signal] : [])]);
+    try {
+      yield* follow(ctx, stop);
+    } finally {
+      clearInterval(timer);
+      stopListening();
     }
   }),
 });
+
+type ViewerContext = Context & { scope: Scope };
+
+async function* follow(ctx: ViewerContext, stop: AbortSignal): AsyncGenerator<MailChange> {
+  for await (const e of watchMail(ctx.app.relay.bus, ctx.scope, stop)) {
+    if (e.type === 'MailHeld') {
+      const detail = await ctx.app.relay.api.get(ctx.scope, e.id);
+      yield { type: e.type, id: e.id, state: 'held', at: e.at, item: detail ? view(ctx.scope, listItem(detail)) : null } satisfies MailChange as MailChange;
+    } else {
+      yield {
+        type: e.type,
+        id: e.id,
+        state: e.state,
+        at: e.at,
+        ...('dueAt' in e ? { dueAt: e.dueAt } : {}),
+        ...('reply' in e ? { reply: e.reply } : {}),
+        ...('by' in e && e.by ? { by: e.by } : {}),
+      } satisfies MailChange as MailChange;
+    }
+  }
+}
