@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import postgres from 'postgres';
 import { createPostgresDatabase } from '../test/helpers/db.js';
 import { buildEntry, root, startServer, type ServerProcess } from '../test/helpers/server.js';
 
@@ -16,6 +17,11 @@ export const ADMIN = { email: 'admin@example.com', password: 'bench-admin-passwo
 
 export interface Target {
   db: DbKind;
+  /**
+   * PostgreSQL only: writes out what the server has buffered (CHECKPOINT), so that the next
+   * measurement, mailhold's or the reference's, does not share the disk with that flush.
+   */
+  settle(): Promise<void>;
   server: ServerProcess;
   /** The environment the server was started with (DATABASE_URL included). */
   env: Record<string, string>;
@@ -50,6 +56,15 @@ export async function openTarget(db: DbKind, env: Record<string, string>): Promi
   }
   const target: Target = {
     db,
+    async settle() {
+      if (db !== 'postgres') return;
+      const client = postgres(adminUrl, { max: 1, onnotice: () => {} });
+      try {
+        await client`checkpoint`;
+      } finally {
+        await client.end();
+      }
+    },
     server,
     env: fullEnv,
     dataDir,
