@@ -30,6 +30,8 @@ export interface SinkOptions {
   /** Implicit TLS instead of STARTTLS. */
   secure?: boolean;
   host?: string;
+  /** The SIZE limit it announces (default 1 GiB). */
+  size?: number;
 }
 
 export type RcptRule = (address: string) => 'accept' | { code: number; message: string };
@@ -68,7 +70,7 @@ export class Sink {
       disabledCommands: opts.tls ? [] : ['STARTTLS'],
       ...(opts.tls ? { key: opts.tls.key, cert: opts.tls.cert, secure: Boolean(opts.secure), minVersion: 'TLSv1.2' as const } : {}),
       hideENHANCEDSTATUSCODES: false,
-      size: 1024 * 1024 * 1024,
+      size: opts.size ?? 1024 * 1024 * 1024,
       onConnect: (_s, cb) => {
         this.connections++;
         cb();

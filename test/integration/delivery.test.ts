@@ -172,6 +172,25 @@ describe('delivery', () => {
   });
 });
 
+describe('the upstream size limit', () => {
+  it('fails a mail over the SIZE the upstream announces at once, with an error mail, without retrying', async () => {
+    const clock = new ManualClock();
+    sink = await new Sink({ size: 4000 }).start();
+    started = await startRelay(database.db, { clock, upstream: sink.url() });
+    await sendNow(started.port, { subject: 'too big upstream', raw: rawMail({ subject: 'too big upstream', body: 'x'.repeat(20_000) }) });
+    const failed = await until(async () => {
+      const [now] = await only('too big upstream');
+      return now?.state === 'failed' ? now : undefined;
+    }, 'failed');
+    expect(failed.lastReply).toMatch(/^552 5\.3\.4 .*larger than allowed 4000/);
+    // Failed at the first attempt: no retry was scheduled, and the mail itself never went out.
+    expect(failed.attempts).toBe(1);
+    expect(sink.received.filter((r) => r.mailFrom !== '')).toEqual([]);
+    const [report] = await until(() => (notices().length ? notices() : undefined), 'the error mail');
+    expect(report!.raw.toString()).toMatch(/Status: 5\.3\.4/);
+  });
+});
+
 describe('sessions to the upstream', () => {
   it('opens no more than UPSTREAM_CONNECTIONS at once, and still delivers everything due together', async () => {
     const clock = new ManualClock();

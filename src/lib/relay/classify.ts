@@ -5,7 +5,8 @@
  * - An upstream that refuses our own credentials (530/534/535 to AUTH, or an EAUTH error) is a
  *   problem of our configuration, not of the mail: defer, and alert the administrator.
  * - A TLS failure towards the upstream is deferred with an alert: we never fall back to plaintext.
- * - A reply code of 500 or more fails the recipient now.
+ * - A reply code of 500 or more fails the recipient now, and so does a message over the size limit
+ *   the upstream announced.
  * - Everything else defers: 4xx replies, timeouts, refused or dropped connections, DNS errors.
  *   No reply code stays deferrable: the test is `>= 500`, never `< 400`.
  */
@@ -38,5 +39,10 @@ export function classify(err: UpstreamError): Verdict {
     return { action: 'defer', reply, alert: 'upstream_tls' };
   }
   if (err.responseCode !== undefined && err.responseCode >= 500) return { action: 'fail', reply };
+  // The upstream announced a size limit (EHLO SIZE) that the message is over: the client does not
+  // even try, and no retry will change that. Answered as the upstream would have, 552 5.3.4.
+  if (err.code === 'EMESSAGE' && err.responseCode === undefined && /larger than allowed/i.test(err.message ?? '')) {
+    return { action: 'fail', reply: `552 5.3.4 ${reply}` };
+  }
   return { action: 'defer', reply };
 }
