@@ -18,12 +18,17 @@ const port = (what: string) =>
     .min(1, { message: `must be a ${what} port number (1-65535)` })
     .max(65535, { message: `must be a ${what} port number (1-65535)` });
 
-const seconds = (min: number, max: number) =>
-  z.coerce
-    .number({ message: `must be a whole number of seconds between ${min} and ${max}` })
-    .int({ message: `must be a whole number of seconds between ${min} and ${max}` })
-    .min(min, { message: `must be at least ${min} seconds` })
-    .max(max, { message: `must be at most ${max} seconds` });
+/** A whole number of `unit`s from min to max; `spell` writes a bound the way people read it. */
+const whole = (unit: string, min: number, max: number, spell: (n: number) => string = (n) => `${n} ${n === 1 ? unit : `${unit}s`}`) => {
+  const range = `must be a whole number of ${unit}s from ${spell(min)} to ${spell(max)}`;
+  return z.coerce
+    .number({ message: range })
+    .int({ message: range })
+    .min(min, { message: `must be at least ${spell(min)}` })
+    .max(max, { message: `must be at most ${spell(max)}` });
+};
+
+const seconds = (min: number, max: number) => whole('second', min, max);
 
 const optionalString = z
   .string()
@@ -75,34 +80,10 @@ const variables = {
   HOLD_SECONDS: ['hold', seconds(30, 600).default(60)],
   UPSTREAM_URL: ['delivery', optionalString.pipe(upstreamUrl.optional())],
   RELAY_NETWORKS: ['smtp', networks.default(parseNetworkList('127.0.0.0/8, ::1/128'))],
-  MAX_MESSAGE_BYTES: [
-    'smtp',
-    z.coerce
-      .number({ message: 'must be a number of bytes' })
-      .int({ message: 'must be a whole number of bytes' })
-      .min(1024, { message: 'must be at least 1024 bytes' })
-      .max(1024 * MIB, { message: 'must be at most 1 GiB' })
-      .default(100 * MIB),
-  ],
+  MAX_MESSAGE_BYTES: ['smtp', whole('byte', 1024, 1024 * MIB, (n) => (n === 1024 * MIB ? '1 GiB' : `${n} bytes`)).default(100 * MIB)],
   RETRY_WINDOW_SECONDS: ['delivery', seconds(0, 7 * 24 * 3600).default(600)],
-  UPSTREAM_CONNECTIONS: [
-    'delivery',
-    z.coerce
-      .number({ message: 'must be a number of connections' })
-      .int({ message: 'must be a whole number of connections' })
-      .min(1, { message: 'must be at least 1' })
-      .max(100, { message: 'must be at most 100' })
-      .default(20),
-  ],
-  HISTORY_DAYS: [
-    'history',
-    z.coerce
-      .number({ message: 'must be a number of days' })
-      .int({ message: 'must be a whole number of days' })
-      .min(1, { message: 'must be at least 1 day' })
-      .max(3650, { message: 'must be at most 3650 days' })
-      .default(7),
-  ],
+  UPSTREAM_CONNECTIONS: ['delivery', whole('connection', 1, 100).default(20)],
+  HISTORY_DAYS: ['history', whole('day', 1, 3650).default(7)],
   AUTH_MODE: ['auth', z.enum(['local', 'upstream'], { message: 'must be local or upstream' }).default('local')],
   SECRET_KEY: ['auth', optionalString.pipe(z.string().min(32, 'must be at least 32 characters').optional())],
   VAPID_SUBJECT: [
