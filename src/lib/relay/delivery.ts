@@ -18,9 +18,6 @@ export interface Delivery {
   readonly kind: 'smtp' | 'outbox';
 }
 
-/** Like Postfix's default_destination_concurrency_limit. */
-export const DEFAULT_UPSTREAM_CONNECTIONS = 20;
-
 interface SentInfo {
   accepted?: Array<string | { address: string }>;
   rejected?: Array<string | { address: string }>;
@@ -33,14 +30,14 @@ export class SmtpDelivery implements Delivery {
   readonly #pool: UpstreamPool;
 
   /** `auth` replaces the login in the URL (AUTH_MODE=upstream: the sender's own provider login). */
-  constructor(url: URL, opts: { timeouts?: UpstreamTimeouts; maxConnections?: number; heloName?: string; auth?: { user: string; pass: string } } = {}) {
+  constructor(url: URL, opts: { maxConnections: number; timeouts?: UpstreamTimeouts; heloName?: string; auth?: { user: string; pass: string } }) {
     const { auth, ...connection } = upstreamOptions(url, opts.timeouts, opts.heloName);
     this.#pool = new UpstreamPool({
       connection,
       auth: opts.auth ?? auth,
       // Parallel sessions are what releases a burst of held mail on time: each mail costs a few
       // round trips, so throughput is sessions ÷ round-trip time (UPSTREAM_CONNECTIONS).
-      maxConnections: opts.maxConnections ?? DEFAULT_UPSTREAM_CONNECTIONS,
+      maxConnections: opts.maxConnections,
       // A session is reused for many mails, as Postfix does, and not kept open when idle.
       maxMessages: 1000,
       idleMs: 10_000,

@@ -29,6 +29,8 @@ export interface PassThroughOptions {
   timeouts?: UpstreamTimeouts;
   heloName?: string;
   idleMs?: number;
+  /** UPSTREAM_CONNECTIONS, for mail that goes out with the relay's own login (or none). */
+  maxConnections: number;
 }
 
 interface Pooled {
@@ -47,7 +49,7 @@ export class PassThroughDelivery implements Delivery {
 
   constructor(o: PassThroughOptions) {
     this.#o = o;
-    this.#shared = new SmtpDelivery(o.url, { timeouts: o.timeouts, heloName: o.heloName });
+    this.#shared = new SmtpDelivery(o.url, { timeouts: o.timeouts, heloName: o.heloName, maxConnections: o.maxConnections });
     const idle = o.idleMs ?? 60_000;
     this.#reaper = setInterval(() => this.#closeIdle(idle), Math.max(1000, idle / 2));
     this.#reaper.unref();
@@ -86,7 +88,8 @@ export class PassThroughDelivery implements Delivery {
     if (current) void this.#retire(current);
     const pooled: Pooled = {
       key,
-      delivery: new SmtpDelivery(this.#o.url, { timeouts: this.#o.timeouts, heloName: this.#o.heloName, auth: login, maxConnections: 2 }),
+      // A login sends one person's mail: two sessions are plenty, and never more than allowed.
+      delivery: new SmtpDelivery(this.#o.url, { timeouts: this.#o.timeouts, heloName: this.#o.heloName, auth: login, maxConnections: Math.min(2, this.#o.maxConnections) }),
       lastUsed: Date.now(),
       busy: 0,
     };

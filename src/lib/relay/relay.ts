@@ -127,7 +127,16 @@ export class Relay {
       );
     }
     if (this.credentials) {
-      return new PassThroughDelivery({ url, db, credentials: this.credentials, log, timeouts: this.#o.upstreamTimeouts, heloName: this.name, idleMs: this.#o.passThroughIdleMs });
+      return new PassThroughDelivery({
+        url,
+        db,
+        credentials: this.credentials,
+        log,
+        timeouts: this.#o.upstreamTimeouts,
+        heloName: this.name,
+        idleMs: this.#o.passThroughIdleMs,
+        maxConnections: config.upstreamConnections,
+      });
     }
     return new SmtpDelivery(url, { timeouts: this.#o.upstreamTimeouts, heloName: this.name, maxConnections: config.upstreamConnections });
   }
