@@ -48,6 +48,7 @@ export class UpstreamPool {
   async send(envelope: SMTPEnvelope, open: () => Readable, retried = false): Promise<SMTPConnectionSendInfo> {
     const session = await this.#acquire();
     const reused = session.messages > 0;
+    session.messages++;
     const message = open();
     try {
       // SMTPConnection keeps its bookkeeping (rejected recipients, errors) on the envelope it is
@@ -56,18 +57,16 @@ export class UpstreamPool {
       const info = await new Promise<SMTPConnectionSendInfo>((resolve, reject) =>
         session.conn.send(own, message, (err, result) => (err ? reject(err) : resolve(result!))),
       );
-      session.messages++;
       this.#release(session);
       return info;
     } catch (e) {
       const err = e as Failure;
-      session.messages++;
-      const refused = (err.code === 'EENVELOPE' || err.code === 'EMESSAGE') && err.responseCode !== undefined && err.responseCode !== 421;
-      if (refused && !session.gone) this.#resetAndRelease(session);
-      else this.#end(session);
-      const connectionLost = err.responseCode === undefined || err.responseCode === 421;
       message.destroy();
-      if (!retried && reused && connectionLost && !message.readableDidRead) return this.send(envelope, open, true);
+      // No reply, or 421: the session is gone. A reply to this mail: the session is still good.
+      const lost = err.responseCode === undefined || err.responseCode === 421;
+      if (!lost && (err.code === 'EENVELOPE' || err.code === 'EMESSAGE') && !session.gone) this.#resetAndRelease(session);
+      else this.#end(session);
+      if (!retried && reused && lost && !message.readableDidRead) return this.send(envelope, open, true);
       throw err;
     }
   }
