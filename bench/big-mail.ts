@@ -1,7 +1,7 @@
 import { memoryOf } from '../test/helpers/server.js';
-import { runClient, startSink } from './children.js';
+import { runClient } from './children.js';
 import { MiB, round } from './stats.js';
-import { openTarget } from './target.js';
+import { withUpstream } from './target.js';
 import { atLeast, atMost, type Benchmark } from './types.js';
 
 /**
@@ -29,12 +29,7 @@ export const bigMail: Benchmark = {
     { key: 'identical', label: 'Big mail byte-identical at sink', target: 'yes', pass: (v) => v === true },
   ],
   async run(db) {
-    const sink = await startSink();
-    const target = await openTarget(db, { HOLD_SECONDS: '30', UPSTREAM_URL: sink.url }).catch(async (err) => {
-      await sink.close();
-      throw err;
-    });
-    try {
+    return withUpstream(db, async (target, sink) => {
       const pid = target.server.child.pid!;
       await new Promise((r) => setTimeout(r, 1000)); // let start-up settle
       const before = memoryOf(pid).rss;
@@ -69,9 +64,6 @@ export const bigMail: Benchmark = {
       } finally {
         clearInterval(sampler);
       }
-    } finally {
-      await target.close();
-      await sink.close();
-    }
+    });
   },
 };

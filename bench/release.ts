@@ -1,6 +1,6 @@
-import { sendBulk, startSink, type BulkResult, type SinkRecord } from './children.js';
+import { sendBulk, type BulkResult, type SinkRecord } from './children.js';
 import { quantile, round } from './stats.js';
-import { openTarget } from './target.js';
+import { withUpstream } from './target.js';
 import { atLeast, atMost, type Benchmark } from './types.js';
 
 /**
@@ -29,12 +29,7 @@ export const release: Benchmark = {
     { key: 'burstDueSpread', label: '  spread of those 1,000 due times', target: '', unit: 's', pass: () => true },
   ],
   async run(db) {
-    const sink = await startSink();
-    const target = await openTarget(db, { HOLD_SECONDS: '30', UPSTREAM_URL: sink.url }).catch(async (err) => {
-      await sink.close();
-      throw err;
-    });
-    try {
+    return withUpstream(db, async (target, sink) => {
       const port = target.server.smtpPort;
       const many = await sendBulk(port, MANY, 20, 'release');
       const arrived = (await sink.waitFor(MANY, lastDue(many) - Date.now() + 180_000)).filter((r) => r.subject.startsWith('release-'));
@@ -60,9 +55,6 @@ export const release: Benchmark = {
         burstRate: Math.round((got.length - 1) / Math.max(span, 0.001)),
         burstLateP99: round(quantile(burstLate, 0.99) / 1000, 2),
       };
-    } finally {
-      await target.close();
-      await sink.close();
-    }
+    });
   },
 };

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
 import { createPostgresDatabase } from '../test/helpers/db.js';
+import { startSink, type SinkProcess } from './children.js';
 import { buildEntry, root, startServer, type ServerProcess } from '../test/helpers/server.js';
 
 /**
@@ -80,6 +81,24 @@ export async function openTarget(db: DbKind, env: Record<string, string>): Promi
     },
   };
   return target;
+}
+
+/**
+ * A mailhold that delivers to a sink process (HOLD_SECONDS=30, the minimum): runs `measure` with
+ * both, and closes both afterwards, whatever happens.
+ */
+export async function withUpstream<T>(db: DbKind, measure: (target: Target, sink: SinkProcess) => Promise<T>): Promise<T> {
+  const sink = await startSink();
+  try {
+    const target = await openTarget(db, { HOLD_SECONDS: '30', UPSTREAM_URL: sink.url });
+    try {
+      return await measure(target, sink);
+    } finally {
+      await target.close();
+    }
+  } finally {
+    await sink.close();
+  }
 }
 
 /** Builds the server (`npx vite build`) when build/ is missing or older than the sources. */
