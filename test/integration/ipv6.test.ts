@@ -1,45 +1,26 @@
 import { eq } from 'drizzle-orm';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/lib/relay/clock.js';
 import { upstreamCredentials } from '../../src/lib/server/db/schema.js';
 import { findUser } from '../../src/lib/server/users.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { send, startRelay, until, type StartedRelay } from '../helpers/relay.js';
 import { RawSmtp } from '../helpers/smtp-client.js';
 import { Sink } from '../helpers/sink.js';
-import { TestCa, type Issued } from '../helpers/tls.js';
+import { tlsFixture } from '../helpers/tls-fixture.js';
 
 /** Issue 5: IPv6 and IPv4 on one dual-stack listener (SMTP_HOST=::), IPv6 networks and exclusions. */
 
-const FRANK = { user: 'frank@example.com', pass: 'provider password 3' };
-let database: TestDatabase;
-let ca: TestCa;
-let cert: Issued;
-let sink: Sink | undefined;
-let started: StartedRelay[] = [];
+const f = tlsFixture();
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  ca = await new TestCa().init();
-  cert = await ca.issue();
-});
-afterAll(async () => {
-  await database.drop();
-  ca.remove();
-});
-afterEach(async () => {
-  for (const s of started.splice(0)) await s.stop();
-  await sink?.close();
-  sink = undefined;
-});
+const FRANK = { user: 'frank@example.com', pass: 'provider password 3' };
 
 async function dualStack(env: Record<string, string>, upstream?: URL, clock = new ManualClock()) {
-  const s = await startRelay(database.db, {
+  const s = await startRelay(f.database.db, {
     clock,
     upstream,
-    env: { SMTP_HOST: '::', DATA_DIR: database.dataDir, TLS_CERT: cert.certFile, TLS_KEY: cert.keyFile, SMTPS_PORT: '4650', ...env },
+    env: { SMTP_HOST: '::', DATA_DIR: f.database.dataDir, TLS_CERT: f.cert.certFile, TLS_KEY: f.cert.keyFile, SMTPS_PORT: '4650', ...env },
   });
-  started.push(s);
+  f.started.push(s);
   return s;
 }
 
@@ -60,7 +41,7 @@ describe('IPv6', () => {
     expect((await find(s, 'from v6'))?.clientIp).toBe('::1');
     // An IPv4 client on a dual-stack socket arrives as ::ffff:127.0.0.1; it is stored as IPv4.
     expect((await find(s, 'from v4'))?.clientIp).toBe('127.0.0.1');
-    const tls = await RawSmtp.connect({ port: s.smtpsPort!, host: '::1', tls: { ca: ca.cert, servername: 'localhost' } });
+    const tls = await RawSmtp.connect({ port: s.smtpsPort!, host: '::1', tls: { ca: f.ca.cert, servername: 'localhost' } });
     expect((await tls.reply())[0]).toMatch(/^220 /);
     tls.close();
   });
@@ -89,21 +70,21 @@ describe('IPv6', () => {
   });
 
   it('runs the whole pass-through flow over ::1: STARTTLS, upstream login check, delivery with that login over IPv6', async () => {
-    sink = await new Sink({ host: '::1', tls: cert, accounts: { [FRANK.user]: FRANK.pass } }).start();
+    f.sink = await new Sink({ host: '::1', tls: f.cert, accounts: { [FRANK.user]: FRANK.pass } }).start();
     const clock = new ManualClock();
-    const upstream = sink.url(`ca=${encodeURIComponent(ca.caFile)}`);
+    const upstream = f.sink.url(`ca=${encodeURIComponent(f.ca.caFile)}`);
     expect(upstream.hostname).toBe('[::1]');
     const s = await dualStack({ RELAY_NETWORKS: '127.0.0.1/32', AUTH_MODE: 'upstream', SECRET_KEY: 's'.repeat(40) }, upstream, clock);
-    const res = await send({ port: s.port, host: '::1', tls: { mode: 'starttls', ca: ca.cert }, auth: FRANK, from: FRANK.user, subject: 'v6 pass-through' });
+    const res = await send({ port: s.port, host: '::1', tls: { mode: 'starttls', ca: f.ca.cert }, auth: FRANK, from: FRANK.user, subject: 'v6 pass-through' });
     expect(res.response).toMatch(/^250 /);
-    expect(sink.commands[0]).toEqual({ command: 'AUTH', secure: true, user: FRANK.user });
+    expect(f.sink.commands[0]).toEqual({ command: 'AUTH', secure: true, user: FRANK.user });
     const mail = await find(s, 'v6 pass-through');
     expect(mail?.clientIp).toBe('::1');
-    const frank = (await findUser(database.db, FRANK.user))!;
-    const stored = () => database.db.select().from(upstreamCredentials).where(eq(upstreamCredentials.userId, frank.id));
+    const frank = (await findUser(f.database.db, FRANK.user))!;
+    const stored = () => f.database.db.select().from(upstreamCredentials).where(eq(upstreamCredentials.userId, frank.id));
     await until(async () => (await stored()).length === 1, 'stored login');
     clock.advance(60_000);
-    const [got] = await sink.waitFor(1);
+    const [got] = await f.sink.waitFor(1);
     expect(got!.user).toBe(FRANK.user);
     expect(got!.secure).toBe(true);
     await until(async () => (await stored()).length === 0, 'login deleted');

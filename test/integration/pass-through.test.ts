@@ -1,59 +1,40 @@
 import { eq } from 'drizzle-orm';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/lib/relay/clock.js';
 import { CredentialStore } from '../../src/lib/server/auth/credentials.js';
 import { LoginUnavailableError, webLogin } from '../../src/lib/server/auth/login.js';
 import { upstreamCredentials, users } from '../../src/lib/server/db/schema.js';
 import { deriveKey } from '../../src/lib/server/secret.js';
 import { findUser } from '../../src/lib/server/users.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { send, startRelay, until, type StartedRelay } from '../helpers/relay.js';
 import { Sink } from '../helpers/sink.js';
-import { TestCa, type Issued } from '../helpers/tls.js';
+import { tlsFixture } from '../helpers/tls-fixture.js';
 
 /** Issue 5: AUTH_MODE=upstream, the seed's pass-through login. */
+
+const f = tlsFixture();
 
 const SECRET_KEY = 'k'.repeat(40);
 const CAROL = { user: 'carol@example.com', pass: 'provider password 1' };
 const DAVE = { user: 'dave@example.com', pass: 'provider password 2' };
 const OUTSIDE = '127.0.0.2';
 
-let database: TestDatabase;
-let ca: TestCa;
-let cert: Issued;
-let sink: Sink;
-let started: StartedRelay[] = [];
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  ca = await new TestCa().init();
-  cert = await ca.issue();
-});
-afterAll(async () => {
-  await database.drop();
-  ca.remove();
-});
-afterEach(async () => {
-  for (const s of started.splice(0)) await s.stop();
-  await sink?.close();
-});
-
 async function setup(clock: ManualClock, upstream?: URL) {
-  sink = await new Sink({ tls: cert, accounts: { [CAROL.user]: CAROL.pass, [DAVE.user]: DAVE.pass } }).start();
-  const s = await startRelay(database.db, {
+  f.sink = await new Sink({ tls: f.cert, accounts: { [CAROL.user]: CAROL.pass, [DAVE.user]: DAVE.pass } }).start();
+  const s = await startRelay(f.database.db, {
     clock,
-    upstream: upstream ?? sink.url(`ca=${encodeURIComponent(ca.caFile)}`),
-    env: { AUTH_MODE: 'upstream', SECRET_KEY, DATA_DIR: database.dataDir, RELAY_NETWORKS: '127.0.0.1/32', TLS_CERT: cert.certFile, TLS_KEY: cert.keyFile },
+    upstream: upstream ?? f.sink.url(`ca=${encodeURIComponent(f.ca.caFile)}`),
+    env: { AUTH_MODE: 'upstream', SECRET_KEY, DATA_DIR: f.database.dataDir, RELAY_NETWORKS: '127.0.0.1/32', TLS_CERT: f.cert.certFile, TLS_KEY: f.cert.keyFile },
   });
-  started.push(s);
+  f.started.push(s);
   return s;
 }
 
 const mailer = (s: StartedRelay, login: { user: string; pass: string }, subject: string) =>
-  send({ port: s.port, localAddress: OUTSIDE, tls: { mode: 'starttls', ca: ca.cert }, auth: login, from: login.user, subject });
+  send({ port: s.port, localAddress: OUTSIDE, tls: { mode: 'starttls', ca: f.ca.cert }, auth: login, from: login.user, subject });
 
 async function storedLogin(userId: number) {
-  const [row] = await database.db.select().from(upstreamCredentials).where(eq(upstreamCredentials.userId, userId));
+  const [row] = await f.database.db.select().from(upstreamCredentials).where(eq(upstreamCredentials.userId, userId));
   return row;
 }
 
@@ -62,12 +43,12 @@ describe('AUTH_MODE=upstream', () => {
     const clock = new ManualClock();
     const s = await setup(clock);
     expect((await mailer(s, CAROL, 'pass-through 1')).response).toMatch(/^250 /);
-    const carol = await findUser(database.db, CAROL.user);
+    const carol = await findUser(f.database.db, CAROL.user);
     expect(carol).toBeDefined();
-    const [row] = await database.db.select({ hash: users.passwordHash }).from(users).where(eq(users.id, carol!.id));
+    const [row] = await f.database.db.select({ hash: users.passwordHash }).from(users).where(eq(users.id, carol!.id));
     expect(row!.hash).toBeNull();
     // The upstream saw the check inside TLS, and nothing was sent yet.
-    expect(sink.commands).toEqual([{ command: 'AUTH', secure: true, user: CAROL.user }]);
+    expect(f.sink.commands).toEqual([{ command: 'AUTH', secure: true, user: CAROL.user }]);
 
     // Kept encrypted while the mail waits: neither the password nor its base64 is in the row.
     const sealed = (await until(() => storedLogin(carol!.id), 'stored login')).sealed;
@@ -79,7 +60,7 @@ describe('AUTH_MODE=upstream', () => {
     expect(deriveKey(Buffer.from(SECRET_KEY), 'upstream-credentials').length).toBe(32);
 
     clock.advance(60_000);
-    const [got] = await sink.waitFor(1);
+    const [got] = await f.sink.waitFor(1);
     expect(got!.user).toBe(CAROL.user);
     expect(got!.secure).toBe(true);
     // Nothing of Carol's waits any more: her login is gone.
@@ -90,17 +71,17 @@ describe('AUTH_MODE=upstream', () => {
     const s = await setup(new ManualClock());
     const wrong = { user: 'erin@example.com', pass: 'not her password' };
     await expect(mailer(s, wrong, 'nope')).rejects.toMatchObject({ responseCode: 535 });
-    expect(await findUser(database.db, wrong.user)).toBeUndefined();
+    expect(await findUser(f.database.db, wrong.user)).toBeUndefined();
     for (let i = 0; i < 4; i++) await expect(mailer(s, wrong, 'nope')).rejects.toMatchObject({ responseCode: 535 });
     // Blocked now: even the upstream is not asked again.
-    const asked = sink.commands.length;
+    const asked = f.sink.commands.length;
     await expect(mailer(s, wrong, 'nope')).rejects.toMatchObject({ responseCode: 454 });
-    expect(sink.commands.length).toBe(asked);
+    expect(f.sink.commands.length).toBe(asked);
   });
 
   it('answers 454 4.7.0, never 535, while the upstream cannot be asked, and counts no failure', async () => {
     const clock = new ManualClock();
-    const s = await setup(clock, new URL(`smtp://127.0.0.1:1?ca=${encodeURIComponent(ca.caFile)}`));
+    const s = await setup(clock, new URL(`smtp://127.0.0.1:1?ca=${encodeURIComponent(f.ca.caFile)}`));
     for (let i = 0; i < 6; i++) {
       const err = await mailer(s, DAVE, 'upstream down').then(
         () => undefined,
@@ -112,10 +93,10 @@ describe('AUTH_MODE=upstream', () => {
     expect(s.relay.throttle.retryAfter([`user:${DAVE.user}`])).toBe(0);
     // A provider answering 454 itself is "down" too.
     await s.stop();
-    started = [];
-    await sink.close();
+    f.started = [];
+    await f.sink.close();
     const s2 = await setup(clock);
-    sink.authReply = { code: 454, message: 'Temporary authentication failure' };
+    f.sink.authReply = { code: 454, message: 'Temporary authentication failure' };
     await expect(mailer(s2, DAVE, 'provider 454')).rejects.toMatchObject({ responseCode: 454 });
   });
 
@@ -124,14 +105,14 @@ describe('AUTH_MODE=upstream', () => {
     const s = await setup(clock);
     await mailer(s, DAVE, 'first');
     await mailer(s, DAVE, 'second');
-    const dave = (await findUser(database.db, DAVE.user))!;
+    const dave = (await findUser(f.database.db, DAVE.user))!;
     await until(() => storedLogin(dave.id), 'stored login');
     const [first, second] = (await s.relay.api.list({ kind: 'user', userId: dave.id }, { view: 'active' })).items;
     expect((await s.relay.api.discard({ kind: 'all' }, first!.id, { by: 'admin' })).outcome).toBe('done');
     await new Promise((r) => setTimeout(r, 300));
     expect(await storedLogin(dave.id)).toBeDefined();
     expect((await s.relay.api.sendNow({ kind: 'all' }, second!.id, { by: 'admin' })).outcome).toBe('done');
-    const [got] = await sink.waitFor(1);
+    const [got] = await f.sink.waitFor(1);
     expect(got!.user).toBe(DAVE.user);
     await until(async () => (await storedLogin(dave.id)) === undefined, 'login deleted');
   });
@@ -141,9 +122,9 @@ describe('AUTH_MODE=upstream', () => {
     expect((await webLogin({ relay: s.relay }, CAROL.user, CAROL.pass))?.email).toBe(CAROL.user);
     expect(await webLogin({ relay: s.relay }, CAROL.user, 'wrong password')).toBeUndefined();
     // The web login stores no provider password.
-    const carol = (await findUser(database.db, CAROL.user))!;
+    const carol = (await findUser(f.database.db, CAROL.user))!;
     expect(await storedLogin(carol.id)).toBeUndefined();
-    sink.authReply = { code: 421, message: 'Service not available' };
+    f.sink.authReply = { code: 421, message: 'Service not available' };
     await expect(webLogin({ relay: s.relay }, CAROL.user, CAROL.pass)).rejects.toBeInstanceOf(LoginUnavailableError);
   });
 });

@@ -1,47 +1,33 @@
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/lib/relay/clock.js';
 import { fingerprintOf } from '../../src/lib/relay/tls.js';
 import { addUser } from '../../src/lib/server/users.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.js';
 import { send, startRelay, until, type StartedRelay } from '../helpers/relay.js';
 import { RawSmtp } from '../helpers/smtp-client.js';
-import { TestCa, type Issued } from '../helpers/tls.js';
+import { tlsFixture } from '../helpers/tls-fixture.js';
 
 /** Issue 5: STARTTLS and implicit TLS towards the mailers, AUTH only encrypted from outside. */
+
+const f = tlsFixture();
 
 const run = promisify(execFile);
 const OUTSIDE = '127.0.0.2';
 const PASSWORD = 'correct horse battery';
 
-let database: TestDatabase;
-let ca: TestCa;
-let server: Issued;
-let started: StartedRelay[] = [];
-
 beforeAll(async () => {
-  database = await createTestDatabase();
-  ca = await new TestCa().init();
-  server = await ca.issue();
-  await addUser(database.db, 'alice@example.com', PASSWORD);
-});
-afterAll(async () => {
-  await database.drop();
-  ca.remove();
-});
-afterEach(async () => {
-  for (const s of started.splice(0)) await s.stop();
+  await addUser(f.database.db, 'alice@example.com', PASSWORD);
 });
 
 async function relay(env: Record<string, string> = {}, extra: { tlsWatchMs?: number } = {}) {
-  const s = await startRelay(database.db, {
+  const s = await startRelay(f.database.db, {
     clock: new ManualClock(),
-    env: { RELAY_NETWORKS: '127.0.0.1/32', TLS_CERT: server.certFile, TLS_KEY: server.keyFile, SMTPS_PORT: '4650', DATA_DIR: database.dataDir, ...env },
+    env: { RELAY_NETWORKS: '127.0.0.1/32', TLS_CERT: f.cert.certFile, TLS_KEY: f.cert.keyFile, SMTPS_PORT: '4650', DATA_DIR: f.database.dataDir, ...env },
     ...extra,
   });
-  started.push(s);
+  f.started.push(s);
   return s;
 }
 
@@ -63,7 +49,7 @@ async function swaks(args: string[]): Promise<{ code: number; out: string }> {
 describe('TLS towards the mailers', () => {
   it('takes a mail over STARTTLS with AUTH from outside the relay networks (nodemailer)', async () => {
     const s = await relay();
-    const res = await send({ port: s.port, localAddress: OUTSIDE, tls: { mode: 'starttls', ca: ca.cert }, auth: { user: 'alice@example.com', pass: PASSWORD }, subject: 'over starttls' });
+    const res = await send({ port: s.port, localAddress: OUTSIDE, tls: { mode: 'starttls', ca: f.ca.cert }, auth: { user: 'alice@example.com', pass: PASSWORD }, subject: 'over starttls' });
     expect(res.response).toMatch(/^250 /);
     const mail = await heldFrom(s, 'over starttls');
     expect(mail?.state).toBe('held');
@@ -73,14 +59,14 @@ describe('TLS towards the mailers', () => {
   it('takes a mail over implicit TLS on SMTPS_PORT (nodemailer)', async () => {
     const s = await relay();
     expect(s.smtpsPort).toBeGreaterThan(0);
-    const res = await send({ port: s.smtpsPort!, localAddress: OUTSIDE, tls: { mode: 'implicit', ca: ca.cert }, auth: { user: 'alice@example.com', pass: PASSWORD }, subject: 'over smtps' });
+    const res = await send({ port: s.smtpsPort!, localAddress: OUTSIDE, tls: { mode: 'implicit', ca: f.ca.cert }, auth: { user: 'alice@example.com', pass: PASSWORD }, subject: 'over smtps' });
     expect(res.response).toMatch(/^250 /);
     expect((await heldFrom(s, 'over smtps'))?.state).toBe('held');
   });
 
   it('takes a mail from swaks over STARTTLS and over implicit TLS, verifying the certificate', async () => {
     const s = await relay();
-    const common = ['--server', '127.0.0.1', '--local-interface', OUTSIDE, '--from', 'alice@example.com', '--to', 'bob@example.net', '--auth', 'PLAIN', '--auth-user', 'alice@example.com', '--auth-password', PASSWORD, '--tls-verify', '--tls-ca-path', ca.caFile];
+    const common = ['--server', '127.0.0.1', '--local-interface', OUTSIDE, '--from', 'alice@example.com', '--to', 'bob@example.net', '--auth', 'PLAIN', '--auth-user', 'alice@example.com', '--auth-password', PASSWORD, '--tls-verify', '--tls-ca-path', f.ca.caFile];
     const starttls = await swaks([...common, '--port', String(s.port), '--tls', '--header', 'Subject: swaks starttls']);
     expect(starttls.out).toMatch(/<~\s+250 .*Held as/);
     expect(starttls.code).toBe(0);
@@ -127,7 +113,7 @@ describe('TLS towards the mailers', () => {
     await c.command('EHLO outside.example');
     c.write('STARTTLS\r\nMAIL FROM:<evil@example.com>\r\nRCPT TO:<victim@example.net>\r\nDATA\r\n');
     expect((await c.reply())[0]).toMatch(/^220 /);
-    const secure = await c.startTls({ ca: ca.cert, servername: 'localhost' });
+    const secure = await c.startTls({ ca: f.ca.cert, servername: 'localhost' });
     expect(['TLSv1.2', 'TLSv1.3']).toContain(secure.getProtocol());
     // The first thing inside TLS is the answer to our own EHLO: nothing injected ran.
     const ehlo = await c.command('EHLO outside.example');
@@ -142,30 +128,30 @@ describe('TLS towards the mailers', () => {
 
   it('speaks TLS 1.2 and newer only, and asks no client certificate', async () => {
     const s = await relay();
-    const old = RawSmtp.connect({ port: s.smtpsPort!, tls: { ca: ca.cert, servername: 'localhost', minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' } });
+    const old = RawSmtp.connect({ port: s.smtpsPort!, tls: { ca: f.ca.cert, servername: 'localhost', minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' } });
     await expect(old).rejects.toMatchObject({ code: expect.stringMatching(/PROTOCOL_VERSION|UNSUPPORTED_PROTOCOL/) });
-    const c = await RawSmtp.connect({ port: s.smtpsPort!, tls: { ca: ca.cert, servername: 'localhost', maxVersion: 'TLSv1.2' } });
+    const c = await RawSmtp.connect({ port: s.smtpsPort!, tls: { ca: f.ca.cert, servername: 'localhost', maxVersion: 'TLSv1.2' } });
     expect((c.socket as import('node:tls').TLSSocket).getProtocol()).toBe('TLSv1.2');
     expect((await c.reply())[0]).toMatch(/^220 /);
     c.close();
   });
 
   it('takes a renewed certificate file into use without a restart', async () => {
-    const first = await ca.issue();
-    const certFile = `${ca.dir}/live.pem`;
-    const keyFile = `${ca.dir}/live.key`;
+    const first = await f.ca.issue();
+    const certFile = `${f.ca.dir}/live.pem`;
+    const keyFile = `${f.ca.dir}/live.key`;
     writeFileSync(certFile, first.cert);
     writeFileSync(keyFile, first.key);
     const s = await relay({ TLS_CERT: certFile, TLS_KEY: keyFile }, { tlsWatchMs: 50 });
     const seen = async () => {
-      const c = await RawSmtp.connect({ port: s.smtpsPort!, tls: { ca: ca.cert, servername: 'localhost' } });
+      const c = await RawSmtp.connect({ port: s.smtpsPort!, tls: { ca: f.ca.cert, servername: 'localhost' } });
       const fp = (c.socket as import('node:tls').TLSSocket).getPeerX509Certificate()!.fingerprint256;
       c.close();
       return fp;
     };
     expect(await seen()).toBe(fingerprintOf(first.cert));
 
-    const renewed = await ca.issue();
+    const renewed = await f.ca.issue();
     // The key first: for a moment the pair does not match, and the old one must stay in use.
     writeFileSync(keyFile, renewed.key);
     await new Promise((r) => setTimeout(r, 200));
@@ -178,7 +164,7 @@ describe('TLS towards the mailers', () => {
     await c.reply();
     await c.command('EHLO x.example');
     expect((await c.command('STARTTLS'))[0]).toMatch(/^220 /);
-    const secure = await c.startTls({ ca: ca.cert, servername: 'localhost' });
+    const secure = await c.startTls({ ca: f.ca.cert, servername: 'localhost' });
     expect(secure.getPeerX509Certificate()!.fingerprint256).toBe(fingerprintOf(renewed.cert));
     c.close();
   });
